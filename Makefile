@@ -1,0 +1,37 @@
+# The README's commands. Everything runs from a project-local virtualenv (.venv).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint format bench chaos clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)  ## run the whole pipeline locally and print where the PDFs are
+	$(BIN)/agentlink demo
+
+test: $(STAMP)  ## the whole suite, against private redis-server processes
+	$(BIN)/pytest
+
+lint: $(STAMP)  ## ruff (lint + format check) and mypy --strict
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: $(STAMP)  ## render and throughput benchmarks (minutes; not part of make test)
+	$(BIN)/python -m bench.render
+
+chaos: $(STAMP)  ## kill -9 workers and Redis under load, count lost and duplicated jobs
+	$(BIN)/python -m bench.chaos
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache reports

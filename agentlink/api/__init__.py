@@ -1,0 +1,66 @@
+"""The Litestar API: ``create_app()`` builds it from the settings."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from litestar import Litestar
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+
+from agentlink.api import routes
+from agentlink.api.errors import exception_to_response
+from agentlink.api.store import JobStore, open_store
+from agentlink.settings import Settings
+from agentlink.storage.local import LocalStorage
+from agentlink.streams import Keys
+
+log = structlog.get_logger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    """The API application for ``settings`` (default: from the environment)."""
+    settings = settings or Settings.from_env()
+
+    @asynccontextmanager
+    async def redis_lifespan(app: Litestar) -> AsyncIterator[None]:
+        async with open_store(settings.redis_url, Keys(settings.key_prefix)) as store:
+            app.state.store = store
+            log.info("api.started", redis=_redacted(settings.redis_url), storage=settings.storage)
+            yield
+
+    def provide_store() -> JobStore:
+        return app.state.store  # type: ignore[no-any-return]
+
+    app = Litestar(
+        route_handlers=[
+            routes.generate_agents_report,
+            routes.generate_agency_report,
+            routes.job_status,
+            routes.job_pdf,
+            routes.health,
+            routes.metrics_endpoint,
+        ],
+        dependencies={"store": Provide(provide_store, sync_to_thread=False)},
+        exception_handlers={Exception: routes_exception_handler},
+        lifespan=[redis_lifespan],
+        openapi_config=OpenAPIConfig(title="AgentLink", version="1"),
+        logging_config=None,
+        debug=False,
+    )
+    app.state.local_storage = LocalStorage(settings.output_dir)
+    app.state.settings = settings
+    return app
+
+
+routes_exception_handler = exception_to_response
+
+
+def _redacted(url: str) -> str:
+    """The Redis URL without its password, for logs."""
+    if "@" not in url:
+        return url
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://***@{rest.rpartition('@')[2]}"

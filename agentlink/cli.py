@@ -1,0 +1,147 @@
+"""The ``agentlink`` command: serve the API, run workers, run the demo, handle dead letters."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from agentlink.errors import AgentLinkError, ConfigurationError, InvalidJobError
+from agentlink.settings import Settings
+
+if TYPE_CHECKING:
+    from agentlink.dlq import DeadLetters
+
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="agentlink",
+        description="AgentLink: agent and agency PDF reports, queued on Redis Streams.",
+        epilog="Configuration comes from the environment (REDIS_URL, AGENTLINK_*); see README.md.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    api = sub.add_parser("api", help="serve the HTTP API")
+    api.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    api.add_argument("--port", type=int, default=8000, help="port to bind (default 8000)")
+
+    worker = sub.add_parser("worker", help="run consumer processes that render the reports")
+    worker.add_argument("--concurrency", type=int, default=1, help="consumer processes (default 1)")
+
+    sub.add_parser(
+        "demo",
+        help="start Redis (if needed), the API and two consumers; make two reports for Manly NSW",
+    )
+
+    dlq = sub.add_parser("dlq", help="list, replay or purge dead letters")
+    dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
+    dlq_list = dlq_sub.add_parser("list", help="show dead letters, oldest first")
+    dlq_list.add_argument("--json", action="store_true", help="print JSON lines")
+    dlq_list.add_argument("--count", type=int, default=100, help="at most this many (default 100)")
+    replay = dlq_sub.add_parser("replay", help="queue dead letters again (same job id)")
+    target = replay.add_mutually_exclusive_group(required=True)
+    target.add_argument("dead_id", nargs="?", help="the dead letter's id (from dlq list)")
+    target.add_argument("--all", action="store_true", help="replay every dead letter")
+    purge = dlq_sub.add_parser("purge", help="delete every dead letter")
+    purge.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``agentlink`` console script."""
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        if args.command == "api":
+            return _api(settings, args.host, args.port)
+        if args.command == "worker":
+            if args.concurrency < 1:
+                raise ConfigurationError("--concurrency must be at least 1")
+            # Consumers live in their own package, which imports agentlink, not the reverse.
+            cmd = [sys.executable, "-m", "consumers", "--concurrency", str(args.concurrency)]
+            os.execv(sys.executable, cmd)  # noqa: S606 - replaces this process, no shell
+        if args.command == "demo":
+            from agentlink.demo import run_demo
+
+            return run_demo(settings)
+        return _dlq(settings, args)
+    except AgentLinkError as exc:
+        print(f"agentlink: {exc}", file=sys.stderr)
+        return 2
+
+
+def _api(settings: Settings, host: str, port: int) -> int:
+    import structlog
+    import uvicorn
+
+    from agentlink.api import create_app
+    from agentlink.logging import configure_logging
+
+    configure_logging(settings.log_format, settings.log_level)
+    if not settings.api_keys and host not in _LOOPBACK:
+        structlog.get_logger(__name__).warning(
+            "api.no_api_keys", host=host, hint="set AGENTLINK_API_KEYS before exposing the API"
+        )
+    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, proxy_headers=True)
+    return 0
+
+
+def _dlq(settings: Settings, args: argparse.Namespace) -> int:
+    import redis
+
+    from agentlink.dlq import DeadLetters
+    from agentlink.streams import Keys
+
+    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    letters = DeadLetters(client, Keys(settings.key_prefix))
+    try:
+        if args.dlq_command == "list":
+            return _dlq_list(letters, args.count, as_json=args.json)
+        if args.dlq_command == "replay":
+            return _dlq_replay(letters, args.dead_id, replay_all=args.all)
+        if not args.yes and input("Delete every dead letter? [y/N] ").strip().lower() != "y":
+            print("nothing deleted")
+            return 1
+        print(f"purged {letters.purge()} dead letter(s)")
+        return 0
+    except redis.exceptions.ConnectionError as exc:
+        print(f"agentlink: Redis unreachable at {settings.redis_url}: {exc}", file=sys.stderr)
+        return 2
+
+
+def _dlq_list(letters: DeadLetters, count: int, *, as_json: bool) -> int:
+    rows = letters.entries(count)
+    if as_json:
+        for row in rows:
+            print(msgspec.json.encode(row).decode())
+        return 0
+    if not rows:
+        print("no dead letters")
+        return 0
+    print(f"{'DEAD ID':<17} {'JOB ID':<36} {'KIND':<6} {'WHERE':<22} {'DELIV':>5}  ERROR")
+    for row in rows:
+        where = f"{row.suburb}, {row.state}"[:22]
+        print(f"{row.dead_id:<17} {row.job_id:<36} {row.kind:<6} {where:<22} ", end="")
+        print(f"{row.deliveries:>5}  {row.error}")
+    return 0
+
+
+def _dlq_replay(letters: DeadLetters, dead_id: str | None, *, replay_all: bool) -> int:
+    if replay_all or dead_id is None:
+        print(f"replayed {len(letters.replay_all())} dead letter(s)")
+        return 0
+    try:
+        new_id = letters.replay(dead_id)
+    except InvalidJobError as exc:
+        print(f"agentlink: cannot replay {dead_id}: {exc}", file=sys.stderr)
+        return 1
+    if new_id is None:
+        print(f"agentlink: no dead letter {dead_id}", file=sys.stderr)
+        return 1
+    print(f"replayed {dead_id} as entry {new_id}")
+    return 0

@@ -1,0 +1,83 @@
+"""The one exception tree of AgentLink.
+
+Core code raises and catches only these; adapters translate library exceptions at the
+boundary (``raise StorageUnavailableError(...) from exc``), so nothing outside an adapter
+ever catches ``redis.*`` or ``dropbox.*``. The consumer decides what to do with a job from
+the branch an error sits on::
+
+    AgentLinkError
+    ├── ConfigurationError          settings are missing or inconsistent: refuse to start
+    ├── ServiceUnavailableError     Redis cannot be reached (API → 503)
+    ├── JobNotFoundError            no such job (API → 404)
+    └── JobError                    raised while making a report
+        ├── PermanentJobError       retrying cannot help: the job fails now
+        │   ├── InvalidJobError     the stream entry cannot be decoded / unknown version
+        │   ├── NoSalesDataError    the suburb has no sales in the period
+        │   └── StorageRejectedError the storage refused the file for good (bad path, full)
+        └── TransientJobError       may work next time: retried with backoff
+            ├── DataSourceUnavailableError
+            ├── StorageUnavailableError   5xx, 429, network, timeouts
+            └── RenderFailedError         the render crashed or ran out of time
+"""
+
+from __future__ import annotations
+
+
+class AgentLinkError(Exception):
+    """Base of every error AgentLink raises on purpose."""
+
+
+class ConfigurationError(AgentLinkError):
+    """A setting is missing or inconsistent; the process refuses to start."""
+
+
+class ServiceUnavailableError(AgentLinkError):
+    """A service AgentLink depends on (Redis) cannot be reached right now."""
+
+
+class JobNotFoundError(AgentLinkError):
+    """No job with this id exists (or its record expired)."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"no job with id {job_id!r}")
+        self.job_id = job_id
+
+
+class JobError(AgentLinkError):
+    """Raised while a consumer makes a report."""
+
+
+class PermanentJobError(JobError):
+    """Retrying cannot help: the job fails at once with this message."""
+
+
+class InvalidJobError(PermanentJobError):
+    """A stream entry that cannot be decoded, or carries an unknown schema version."""
+
+
+class NoSalesDataError(PermanentJobError):
+    """The suburb has no recorded sales in the requested period."""
+
+
+class StorageRejectedError(PermanentJobError):
+    """The storage refused the file for good (bad path, no space left)."""
+
+
+class TransientJobError(JobError):
+    """May work on a later attempt: the job is retried with backoff."""
+
+
+class DataSourceUnavailableError(TransientJobError):
+    """The sales data source did not answer (timeout, connection error, 5xx)."""
+
+
+class StorageUnavailableError(TransientJobError):
+    """The storage is unavailable for now (5xx, 429, network error, timeout)."""
+
+    def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class RenderFailedError(TransientJobError):
+    """The render process crashed, was killed, or ran past its time limit."""

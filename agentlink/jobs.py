@@ -1,0 +1,223 @@
+"""The records that cross a boundary: report requests, stream entries and job records.
+
+Each is a ``msgspec.Struct`` validated where it enters (HTTP body, stream entry, job hash),
+so a bad value fails at decode time with a message that names the field.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import date
+from typing import Annotated
+
+import msgspec
+
+from agentlink.errors import InvalidJobError
+
+SCHEMA_VERSION = 1
+"""Version of the stream entry layout (field ``v``); consumers refuse other versions."""
+
+
+class Kind(enum.StrEnum):
+    """What a report ranks."""
+
+    AGENTS = "agents"
+    AGENCY = "agency"
+
+
+class AuState(enum.StrEnum):
+    """The eight Australian states and territories."""
+
+    NSW = "NSW"
+    VIC = "VIC"
+    QLD = "QLD"
+    SA = "SA"
+    WA = "WA"
+    TAS = "TAS"
+    ACT = "ACT"
+    NT = "NT"
+
+
+class Status(enum.StrEnum):
+    """Where a job is in its life."""
+
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    RETRYING = "retrying"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    DEAD = "dead"
+
+    @property
+    def finished(self) -> bool:
+        """True once the job will not change any more (until a replay)."""
+        return self in {Status.COMPLETED, Status.FAILED, Status.DEAD}
+
+
+Suburb = Annotated[str, msgspec.Meta(min_length=1, max_length=80)]
+PeriodMonths = Annotated[int, msgspec.Meta(ge=1, le=60)]
+
+
+class ReportRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The body of ``POST /api/generate-agents-report`` and ``/api/generate-agency-report``."""
+
+    suburb: Suburb
+    state: str
+    period_months: PeriodMonths = 12
+    period_end: date | None = None
+
+
+class ReportSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """A validated, normalised request: what a consumer needs to make the report."""
+
+    kind: Kind
+    suburb: str
+    state: AuState
+    period_months: int = 12
+    period_end: date | None = None
+
+
+class JobResult(msgspec.Struct, kw_only=True):
+    """Where a finished report went."""
+
+    storage: str
+    path: str
+    url: str | None = None
+    bytes: int = 0
+    pages: int = 0
+
+
+class AttemptError(msgspec.Struct, kw_only=True):
+    """One failed attempt, kept in the job's error history."""
+
+    attempt: int
+    at: str
+    consumer: str
+    error: str
+    transient: bool
+
+
+class JobRecord(msgspec.Struct, kw_only=True):
+    """A job's status record: the job hash, as ``GET /api/job-status/{job_id}`` returns it."""
+
+    job_id: str
+    kind: Kind
+    status: Status
+    suburb: str
+    state: AuState
+    period_months: int = 12
+    period_end: date | None = None
+    created_at: str
+    started_at: str | None = None
+    finished_at: str | None = None
+    attempts: int = 0
+    consumer: str | None = None
+    error: str | None = None
+    result: JobResult | None = None
+    errors: list[AttemptError] = msgspec.field(default_factory=list)
+
+
+_errors_decoder = msgspec.json.Decoder(list[AttemptError])
+_spec_decoder = msgspec.json.Decoder(ReportSpec)
+
+
+def entry_fields(job_id: str, spec: ReportSpec, submitted_at: str) -> dict[str, str]:
+    """The flat, human-readable fields of a stream entry (``XRANGE`` shows them as is)."""
+    return {
+        "job_id": job_id,
+        "kind": spec.kind.value,
+        "suburb": spec.suburb,
+        "state": spec.state.value,
+        "submitted_at": submitted_at,
+        "v": str(SCHEMA_VERSION),
+        "payload": msgspec.json.encode(spec).decode(),
+    }
+
+
+def decode_entry(fields: dict[str, str]) -> tuple[str, ReportSpec]:
+    """The job id and spec of a stream entry; ``InvalidJobError`` if it cannot be read."""
+    job_id = fields.get("job_id", "")
+    if not job_id:
+        raise InvalidJobError("stream entry has no job_id")
+    version = fields.get("v", "")
+    if version != str(SCHEMA_VERSION):
+        raise InvalidJobError(
+            f"unknown entry schema version {version!r} (expected {SCHEMA_VERSION})"
+        )
+    try:
+        spec = _spec_decoder.decode(fields.get("payload", ""))
+    except msgspec.DecodeError as exc:
+        raise InvalidJobError(f"undecodable payload: {exc}") from exc
+    return job_id, spec
+
+
+def new_job_fields(job_id: str, spec: ReportSpec, created_at: str) -> dict[str, str]:
+    """The job hash of a job just accepted."""
+    return {
+        "job_id": job_id,
+        "kind": spec.kind.value,
+        "status": Status.QUEUED.value,
+        "suburb": spec.suburb,
+        "state": spec.state.value,
+        "period_months": str(spec.period_months),
+        "period_end": spec.period_end.isoformat() if spec.period_end else "",
+        "created_at": created_at,
+        "attempts": "0",
+    }
+
+
+def result_fields(result: JobResult) -> dict[str, str]:
+    """A result as flat ``result_*`` hash fields."""
+    return {
+        "result_storage": result.storage,
+        "result_path": result.path,
+        "result_url": result.url or "",
+        "result_bytes": str(result.bytes),
+        "result_pages": str(result.pages),
+    }
+
+
+def encode_errors(errors: list[AttemptError]) -> str:
+    """The error history as the JSON kept in the job hash's ``errors`` field."""
+    return msgspec.json.encode(errors).decode()
+
+
+def decode_errors(raw: str | None) -> list[AttemptError]:
+    """The error history from the job hash (empty if absent or unreadable)."""
+    if not raw:
+        return []
+    try:
+        return _errors_decoder.decode(raw)
+    except msgspec.DecodeError:
+        return []
+
+
+def record_from_hash(fields: dict[str, str]) -> JobRecord:
+    """Rebuild a ``JobRecord`` from the flat job hash."""
+    result = None
+    if fields.get("result_path"):
+        result = JobResult(
+            storage=fields.get("result_storage", ""),
+            path=fields["result_path"],
+            url=fields.get("result_url") or None,
+            bytes=int(fields.get("result_bytes") or 0),
+            pages=int(fields.get("result_pages") or 0),
+        )
+    period_end = fields.get("period_end")
+    return JobRecord(
+        job_id=fields["job_id"],
+        kind=Kind(fields["kind"]),
+        status=Status(fields["status"]),
+        suburb=fields["suburb"],
+        state=AuState(fields["state"]),
+        period_months=int(fields.get("period_months") or 12),
+        period_end=date.fromisoformat(period_end) if period_end else None,
+        created_at=fields["created_at"],
+        started_at=fields.get("started_at") or None,
+        finished_at=fields.get("finished_at") or None,
+        attempts=int(fields.get("attempts") or 0),
+        consumer=fields.get("consumer") or None,
+        error=fields.get("error") or None,
+        result=result,
+        errors=decode_errors(fields.get("errors")),
+    )

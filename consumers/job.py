@@ -1,0 +1,291 @@
+"""What a consumer does with one stream entry: the report job and its outcomes.
+
+Outcomes, each recorded together with the XACK in one script:
+
+- completed: rendered, stored at the job's deterministic path, result recorded once;
+- failed: a permanent error (no data for the suburb, storage refused the file);
+- dead: the entry cannot be decoded, was delivered more than AGENTLINK_MAX_DELIVERIES
+  times (consumers crashed on it), or failed AGENTLINK_MAX_ATTEMPTS times transiently.
+  It is copied to the dead letters with its error history, to be replayed.
+
+Transient errors are retried in place with exponential back-off and jitter while the lease
+keeper keeps the entry owned; nothing is left unowned in between.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+
+import structlog
+
+from agentlink import metrics
+from agentlink.errors import InvalidJobError, PermanentJobError, ServiceUnavailableError
+from agentlink.jobs import ReportSpec, Status, decode_entry, new_job_fields, result_fields
+from agentlink.settings import Settings
+from agentlink.storage import Storage, report_path
+from agentlink.streams import entry_time_s, now_iso
+from consumers.lease import LeaseKeeper
+from consumers.queue import Entry, ReportQueue, error_record
+from consumers.renderer import RenderAbortedError, Renderer
+
+log = structlog.get_logger(__name__)
+
+
+class JobAbandonedError(Exception):
+    """The consumer stops working on the entry without an outcome (lease lost, shutdown)."""
+
+
+class ReportJob:
+    """Handles entries for one consumer."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        queue: ReportQueue,
+        lease: LeaseKeeper,
+        renderer: Renderer,
+        storage: Storage,
+        should_give_up: Callable[[], bool],
+        stopping: threading.Event,
+    ) -> None:
+        self.settings = settings
+        self.queue = queue
+        self.lease = lease
+        self.renderer = renderer
+        self.storage = storage
+        self.should_give_up = should_give_up
+        self.stopping = stopping
+
+    # -- entry points ----------------------------------------------------------------------------
+
+    def handle(self, entry: Entry) -> None:
+        """Take one entry to an outcome, or hand it back if we must stop first."""
+        structlog.contextvars.bind_contextvars(entry_id=entry.entry_id)
+        try:
+            job_id, spec = decode_entry(entry.fields)
+        except InvalidJobError as exc:
+            self._dead(entry, entry.fields.get("job_id") or None, f"malformed entry: {exc}", None)
+            return
+        structlog.contextvars.bind_contextvars(job_id=job_id)
+        job = self.queue.job(job_id)
+        if not job:  # the record expired or was deleted; the entry still says what to do
+            self.queue.update_job(
+                job_id, entry_id=entry.entry_id, **new_job_fields(job_id, spec, now_iso())
+            )
+        elif Status(job["status"]).finished:
+            # The outcome was recorded but the ack was lost: ack, do not redo the work.
+            self.queue.finish(entry.entry_id, job_id, self.settings.job_ttl_s)
+            log.info("report.already_finished", status=job["status"])
+            return
+        if entry.deliveries > self.settings.max_deliveries:
+            reason = (
+                f"delivered {entry.deliveries} times (AGENTLINK_MAX_DELIVERIES="
+                f"{self.settings.max_deliveries}); consumers crashed or stalled on it"
+            )
+            self._dead(entry, job_id, reason, spec)
+            return
+        self.lease.hold(entry.entry_id, job_id)
+        try:
+            self._attempts(entry, job_id, spec)
+        except JobAbandonedError as exc:
+            self._hand_back(entry, str(exc))
+        finally:
+            self.lease.release()
+
+    def entry_lost(self, entry_id: str) -> None:
+        """XAUTOCLAIM reported a pending entry deleted from the stream: fail its job."""
+        job_id = self.queue.job_for_entry(entry_id)
+        metrics.ENTRIES_LOST.inc()
+        log.error("report.entry_lost", entry_id=entry_id, job_id=job_id)
+        self.queue.finish(
+            entry_id,
+            job_id,
+            self.settings.job_ttl_s,
+            status=Status.FAILED.value,
+            finished_at=now_iso(),
+            error="entry lost: the stream entry was deleted before it was processed; submit again",
+        )
+
+    # -- the work --------------------------------------------------------------------------------
+
+    def _attempts(self, entry: Entry, job_id: str, spec: ReportSpec) -> None:
+        while True:
+            attempt = self.queue.start_attempt(
+                job_id, started_at=now_iso(), consumer=self.queue.consumer, entry_id=entry.entry_id
+            )
+            structlog.contextvars.bind_contextvars(attempt=attempt)
+            if attempt == 1:
+                metrics.QUEUE_WAIT.observe(max(0.0, time.time() - entry_time_s(entry.entry_id)))
+            log.info(
+                "report.claimed", kind=spec.kind.value, suburb=spec.suburb, state=spec.state.value
+            )
+            try:
+                self._make(entry, job_id, spec)
+                return
+            except PermanentJobError as exc:
+                self._fail(entry, job_id, spec, attempt, str(exc))
+                return
+            except (JobAbandonedError, ServiceUnavailableError):
+                raise
+            except Exception as exc:  # noqa: BLE001 - transient and unexpected errors are retried
+                error = str(exc) or type(exc).__name__
+                self.queue.add_error(
+                    job_id,
+                    error_record(attempt, self.queue.consumer, error, transient=True),
+                    Status.RETRYING,
+                )
+                if attempt >= self.settings.max_attempts:
+                    reason = f"gave up after {attempt} attempts: {error}"
+                    self._dead(entry, job_id, reason, spec)
+                    return
+                delay = self._backoff_s(attempt, getattr(exc, "retry_after_s", None))
+                metrics.RETRIES.labels(kind=spec.kind.value).inc()
+                log.warning(
+                    "report.retrying",
+                    error=error,
+                    retry_in_s=round(delay, 2),
+                    exc_type=type(exc).__name__,
+                )
+                self._wait(delay)
+
+    def _make(self, entry: Entry, job_id: str, spec: ReportSpec) -> None:
+        started = time.monotonic()
+        try:
+            report = self.renderer.render(
+                spec,
+                job_id=job_id,
+                generated_at=datetime.now(UTC),
+                should_abort=self._should_abandon,
+            )
+        except RenderAbortedError as exc:
+            raise JobAbandonedError("render abandoned: lease lost or shutdown grace over") from exc
+        metrics.RENDER_SECONDS.labels(kind=spec.kind.value).observe(time.monotonic() - started)
+        log.info(
+            "report.rendered",
+            pages=report.pages,
+            bytes=len(report.pdf),
+            seconds=round(time.monotonic() - started, 3),
+        )
+        # Store only while we still own the entry and nobody recorded an outcome meanwhile.
+        if not self.lease.check():
+            raise JobAbandonedError("lease lost before storing; another consumer owns the entry")
+        job = self.queue.job(job_id)
+        if job and Status(job["status"]).finished:
+            self.queue.finish(entry.entry_id, job_id, self.settings.job_ttl_s)
+            log.info("report.already_finished", status=job["status"])
+            return
+        path = report_path(
+            kind=spec.kind,
+            suburb=report.suburb,
+            state=spec.state.value,
+            day=_created_day(job.get("created_at")),
+            job_id=job_id,
+        )
+        upload_started = time.monotonic()
+        result = self.storage.save(path, report.pdf)
+        result.pages = report.pages
+        metrics.UPLOAD_SECONDS.labels(storage=result.storage).observe(
+            time.monotonic() - upload_started
+        )
+        log.info("report.uploaded", storage=result.storage, path=result.path, bytes=result.bytes)
+        wrote = self.queue.finish(
+            entry.entry_id,
+            job_id,
+            self.settings.job_ttl_s,
+            status=Status.COMPLETED.value,
+            finished_at=now_iso(),
+            error="",
+            **result_fields(result),
+        )
+        if wrote:
+            metrics.JOBS_FINISHED.labels(kind=spec.kind.value, outcome="completed").inc()
+            metrics.JOB_SECONDS.labels(kind=spec.kind.value).observe(
+                max(0.0, time.time() - entry_time_s(entry.entry_id))
+            )
+        log.info("report.completed", path=result.path, recorded=wrote)
+
+    # -- outcomes --------------------------------------------------------------------------------
+
+    def _fail(self, entry: Entry, job_id: str, spec: ReportSpec, attempt: int, error: str) -> None:
+        self.queue.add_error(
+            job_id,
+            error_record(attempt, self.queue.consumer, error, transient=False),
+            Status.FAILED,
+        )
+        wrote = self.queue.finish(
+            entry.entry_id,
+            job_id,
+            self.settings.job_ttl_s,
+            status=Status.FAILED.value,
+            finished_at=now_iso(),
+            error=error,
+        )
+        if wrote:
+            metrics.JOBS_FINISHED.labels(kind=spec.kind.value, outcome="failed").inc()
+        log.warning("report.failed", error=error)
+
+    def _dead(self, entry: Entry, job_id: str | None, reason: str, spec: ReportSpec | None) -> None:
+        errors = self.queue.job(job_id).get("errors", "[]") if job_id else "[]"
+        dead = {
+            **entry.fields,
+            "original_id": entry.entry_id,
+            "error": reason,
+            "errors": errors,
+            "deliveries": str(entry.deliveries),
+            "consumer": self.queue.consumer,
+            "dead_at": now_iso(),
+        }
+        dead_id = self.queue.dead_letter(
+            entry.entry_id,
+            job_id,
+            self.settings.job_ttl_s,
+            dead,
+            status=Status.DEAD.value,
+            finished_at=now_iso(),
+            error=reason,
+        )
+        kind = spec.kind.value if spec else entry.fields.get("kind", "unknown")
+        metrics.JOBS_FINISHED.labels(
+            kind=kind if kind in {"agents", "agency"} else "unknown", outcome="dead"
+        ).inc()
+        log.error("report.dead", error=reason, dead_id=dead_id, deliveries=entry.deliveries)
+
+    def _hand_back(self, entry: Entry, why: str) -> None:
+        """Leave the entry pending but idle for a whole lease, so another consumer takes it now."""
+        try:
+            handed = self.queue.hand_back(entry.entry_id, self.settings.lease_ms)
+        except ServiceUnavailableError:
+            handed = False  # it becomes reclaimable when the lease lapses anyway
+        log.warning("report.handed_back", reason=why, immediate=handed)
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _should_abandon(self) -> bool:
+        return self.lease.lost or self.should_give_up()
+
+    def _wait(self, delay_s: float) -> None:
+        deadline = time.monotonic() + delay_s
+        while time.monotonic() < deadline:
+            if self._should_abandon() or self.stopping.is_set():
+                raise JobAbandonedError("stopping during retry back-off")
+            time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+
+    def _backoff_s(self, attempt: int, retry_after_s: float | None) -> float:
+        """Exponential back-off with full jitter, at least what the server asked for."""
+        cap = min(self.settings.retry_max_s, self.settings.retry_base_s * 2 ** (attempt - 1))
+        delay = random.uniform(cap / 2, cap)
+        return max(delay, retry_after_s or 0.0)
+
+
+def _created_day(created_at: str | None) -> date:
+    if created_at:
+        try:
+            return datetime.fromisoformat(created_at).date()
+        except ValueError:
+            pass
+    return datetime.now(UTC).date()

@@ -1,0 +1,119 @@
+"""The lease keeper: a thread that renews this consumer's claim while it works.
+
+A render runs in a child process, but the upload and the retry back-off run in the
+consumer's main thread; a separate thread renews the lease on the current entry every
+third of ``AGENTLINK_LEASE_S`` whatever the main thread is doing, and keeps the consumer's
+heartbeat (which also holds its name, so two live processes never share one). If a renewal
+finds that another consumer now owns the entry, the lease is marked lost and the main
+thread abandons the job instead of racing the new owner.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+import uuid
+
+import structlog
+
+from agentlink.errors import ServiceUnavailableError
+from agentlink.streams import now_iso
+from consumers.queue import ReportQueue
+
+log = structlog.get_logger(__name__)
+
+
+class NameTakenError(Exception):
+    """Another live process holds this consumer name."""
+
+
+class LeaseKeeper:
+    """Renews the lease of the entry being worked on, and beats the heartbeat."""
+
+    def __init__(self, queue: ReportQueue, *, lease_s: float) -> None:
+        self.queue = queue
+        self.lease_ms = int(lease_s * 1000)
+        self.every_s = lease_s / 3
+        self.token = uuid.uuid4().hex
+        self._lock = threading.Lock()
+        self._entry_id: str | None = None
+        self._job_id = ""
+        self._lost = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="lease-keeper", daemon=True)
+        self.renewals = 0
+
+    def acquire_name(self, wait_s: float) -> None:
+        """Take this consumer's name, waiting up to ``wait_s`` for a dead holder's to lapse."""
+        deadline = time.monotonic() + wait_s
+        while not self._beat():
+            if time.monotonic() > deadline:
+                raise NameTakenError(
+                    f"consumer name {self.queue.consumer!r} is held by another live process; "
+                    "set AGENTLINK_CONSUMER_NAME to a unique name per worker"
+                )
+            time.sleep(min(1.0, self.every_s))
+
+    def start(self) -> None:
+        """Start renewing in the background."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop renewing and give the consumer name back."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(self.every_s + 5)
+        with contextlib.suppress(ServiceUnavailableError):  # else it lapses after one lease
+            self.queue.release_name(self.token)
+
+    def hold(self, entry_id: str, job_id: str) -> None:
+        """Start renewing ``entry_id`` (the consumer just took it)."""
+        with self._lock:
+            self._entry_id, self._job_id = entry_id, job_id
+            self._lost.clear()
+        self._beat()
+
+    def release(self) -> None:
+        """Stop renewing the current entry (acked, or handed back)."""
+        with self._lock:
+            self._entry_id, self._job_id = None, ""
+
+    @property
+    def lost(self) -> bool:
+        """True once another consumer took the current entry over."""
+        return self._lost.is_set()
+
+    def check(self) -> bool:
+        """Renew now and say whether we still own the entry (used right before storing)."""
+        with self._lock:
+            entry_id = self._entry_id
+        if entry_id is None or self._lost.is_set():
+            return not self._lost.is_set()
+        if not self.queue.renew(entry_id):
+            self._lost.set()
+        return not self._lost.is_set()
+
+    def _beat(self) -> bool:
+        with self._lock:
+            job_id, entry_id = self._job_id, self._entry_id or ""
+        try:
+            return self.queue.heartbeat(
+                self.token, self.lease_ms, job=job_id, entry=entry_id, beat_at=now_iso()
+            )
+        except ServiceUnavailableError as exc:
+            log.warning("consumer.heartbeat_failed", error=str(exc))
+            return True  # cannot tell; do not stop working over a blip
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every_s):
+            try:
+                self.check()
+                if not self._lost.is_set():
+                    self.renewals += 1
+                else:
+                    log.warning("lease.lost", entry_id=self._entry_id)
+            except ServiceUnavailableError as exc:
+                log.warning("lease.renew_failed", error=str(exc))
+            if not self._beat():
+                log.error("consumer.name_taken", consumer=self.queue.consumer)

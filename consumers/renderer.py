@@ -1,0 +1,170 @@
+"""Renders reports in a supervised child process.
+
+WeasyPrint is CPU-bound, not thread-safe, and its memory grows with big documents. Running
+it in a child keeps the consumer's own loop and lease renewal responsive, lets the consumer
+kill a render that runs past ``AGENTLINK_RENDER_TIMEOUT_S`` (a transient error) and recycle
+the child after a number of jobs or above an RSS cap. The child is started with ``spawn``,
+so it imports WeasyPrint itself instead of inheriting a forked copy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import multiprocessing.connection
+import os
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from agentlink import errors
+from agentlink.errors import PermanentJobError, RenderFailedError
+from agentlink.jobs import ReportSpec
+from agentlink.reports import RenderedReport
+
+log = structlog.get_logger(__name__)
+
+_POLL_S = 0.1
+
+
+class RenderAbortedError(Exception):
+    """The caller asked to stop waiting for the render (lease lost or shutdown)."""
+
+
+def _rss_bytes(pid: int) -> int:
+    """Resident set size of a process (Linux), 0 if unknown."""
+    try:
+        pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+    return pages * os.sysconf("SC_PAGE_SIZE")
+
+
+def _child_main(conn: multiprocessing.connection.Connection, sales_csv: str | None) -> None:
+    """The render process: answer (spec, job_id, generated_at) requests until told to stop."""
+    from agentlink.reports import make_report
+    from agentlink.reports.sources import CsvSalesSource, sample_source
+
+    source = CsvSalesSource(Path(sales_csv)) if sales_csv else sample_source()
+    while True:
+        try:
+            request = conn.recv()
+        except EOFError:
+            return
+        if request is None:
+            return
+        spec, job_id, generated_at = request
+        try:
+            report = make_report(spec, job_id=job_id, source=source, generated_at=generated_at)
+        except errors.JobError as exc:
+            conn.send(("error", type(exc).__name__, str(exc)))
+        except Exception as exc:  # noqa: BLE001 - the parent classifies, the child must not die
+            conn.send(("error", "RenderFailedError", f"{type(exc).__name__}: {exc}"))
+        else:
+            conn.send(("ok", report))
+
+
+class Renderer:
+    """One supervised render child, started on first use and recycled as configured."""
+
+    def __init__(
+        self,
+        *,
+        sales_csv: Path | None,
+        timeout_s: float,
+        max_jobs: int = 100,
+        max_rss_bytes: int = 1024 * 1024 * 1024,
+    ) -> None:
+        self.sales_csv = str(sales_csv) if sales_csv else None
+        self.timeout_s = timeout_s
+        self.max_jobs = max_jobs
+        self.max_rss_bytes = max_rss_bytes
+        self._ctx = multiprocessing.get_context("spawn")
+        self._process: Any = None
+        self._conn: multiprocessing.connection.Connection | None = None
+        self._jobs = 0
+        self.peak_rss_bytes = 0
+
+    def _start(self) -> multiprocessing.connection.Connection:
+        parent, child = self._ctx.Pipe()
+        self._process = self._ctx.Process(
+            target=_child_main, args=(child, self.sales_csv), name="agentlink-render", daemon=True
+        )
+        self._process.start()
+        child.close()
+        self._conn, self._jobs = parent, 0
+        return parent
+
+    def rss_bytes(self) -> int:
+        """The child's current RSS (0 when no child runs)."""
+        return _rss_bytes(self._process.pid) if self._process is not None else 0
+
+    def render(
+        self,
+        spec: ReportSpec,
+        *,
+        job_id: str,
+        generated_at: datetime,
+        should_abort: Callable[[], bool] = lambda: False,
+    ) -> RenderedReport:
+        """Render in the child. Permanent job errors come back as they were raised there;
+        a crash or timeout is ``RenderFailedError``; ``should_abort()`` turning true kills
+        the child and raises ``RenderAbortedError``."""
+        conn = self._conn if self._conn is not None and self._process.is_alive() else self._start()
+        conn.send((spec, job_id, generated_at))
+        deadline = time.monotonic() + self.timeout_s
+        while not conn.poll(_POLL_S):
+            if should_abort():
+                self.kill()
+                raise RenderAbortedError(job_id)
+            if not self._process.is_alive():
+                code = self._process.exitcode
+                self.kill()
+                raise RenderFailedError(f"the render process died (exit code {code})")
+            if time.monotonic() > deadline:
+                self.kill()
+                raise RenderFailedError(
+                    f"render killed after {self.timeout_s:g} s (AGENTLINK_RENDER_TIMEOUT_S)"
+                )
+        try:
+            reply = conn.recv()
+        except (EOFError, OSError) as exc:
+            self.kill()
+            raise RenderFailedError(f"the render process died: {exc}") from exc
+        self._jobs += 1
+        self._recycle_if_needed()
+        if reply[0] == "ok":
+            report: RenderedReport = reply[1]
+            return report
+        _, name, message = reply
+        cls = getattr(errors, name, None)
+        if isinstance(cls, type) and issubclass(cls, PermanentJobError):
+            raise cls(message)
+        raise RenderFailedError(message)
+
+    def _recycle_if_needed(self) -> None:
+        rss = self.rss_bytes()
+        self.peak_rss_bytes = max(self.peak_rss_bytes, rss)
+        if self._jobs >= self.max_jobs or rss > self.max_rss_bytes:
+            log.info("render.recycled", jobs=self._jobs, rss_bytes=rss)
+            self.close()
+
+    def kill(self) -> None:
+        """Kill the child now (a runaway render, or an abort)."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.join(5)
+        self._process, self._conn = None, None
+
+    def close(self) -> None:
+        """Ask the child to exit; kill it if it does not."""
+        if self._conn is not None:
+            with contextlib.suppress(OSError):  # a dead child is killed below anyway
+                self._conn.send(None)
+        if self._process is not None:
+            self._process.join(5)
+        self.kill()

@@ -1,0 +1,67 @@
+"""``agentlink worker --concurrency N``: N consumer processes, restarted if they die.
+
+Each child is a plain ``python -m consumers --slot K`` process with the stable consumer
+name ``<AGENTLINK_CONSUMER_NAME>-K``, so a restarted child first resumes its own pending
+entries. SIGTERM/SIGINT are forwarded; every child finishes (or hands back) its job within
+the shutdown grace period, and the supervisor exits 0 once all have stopped.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from types import FrameType
+
+import structlog
+
+log = structlog.get_logger(__name__)
+
+
+class Supervisor:
+    """Keeps ``concurrency`` consumer processes running until told to stop."""
+
+    def __init__(self, concurrency: int) -> None:
+        self.concurrency = concurrency
+        self.children: dict[int, subprocess.Popen[bytes]] = {}
+        self.restart_delay_s: dict[int, float] = {}
+        self.stopping = False
+
+    def _spawn(self, slot: int) -> None:
+        self.children[slot] = subprocess.Popen(
+            [sys.executable, "-m", "consumers", "--slot", str(slot)]
+        )
+        log.info("worker.child_started", slot=slot, pid=self.children[slot].pid)
+
+    def _stop(self, signum: int, _frame: FrameType | None) -> None:
+        if not self.stopping:
+            log.info("worker.stopping", signal=signum)
+        self.stopping = True
+        for child in self.children.values():
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+
+    def run(self) -> int:
+        """Run until SIGTERM/SIGINT and every child has exited; returns the exit code."""
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGINT, self._stop)
+        for slot in range(1, self.concurrency + 1):
+            self._spawn(slot)
+        while True:
+            for slot, child in list(self.children.items()):
+                code = child.poll()
+                if code is None:
+                    continue
+                if self.stopping:
+                    del self.children[slot]
+                    continue
+                delay = self.restart_delay_s.get(slot, 0.5)
+                log.error("worker.child_died", slot=slot, exit_code=code, restart_in_s=delay)
+                time.sleep(delay)
+                self.restart_delay_s[slot] = min(delay * 2, 30.0)
+                self._spawn(slot)
+            if self.stopping and not self.children:
+                log.info("worker.stopped")
+                return 0
+            time.sleep(0.2)

@@ -1,0 +1,170 @@
+"""One consumer process: claim entries, make reports, record outcomes, ack.
+
+The loop, in order of priority each round: entries of its own pending list (once, at
+start), entries other consumers left idle for longer than a lease (XAUTOCLAIM, following
+the cursor), then new entries (XREADGROUP COUNT 1 BLOCK). Each entry is handled by
+``ReportJob``; this module owns the loop, the signals and the housekeeping.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from types import FrameType
+
+import structlog
+
+from agentlink import metrics
+from agentlink.errors import ServiceUnavailableError
+from agentlink.settings import Settings
+from agentlink.storage import Storage, create_storage
+from agentlink.streams import Keys
+from consumers.job import ReportJob
+from consumers.lease import LeaseKeeper
+from consumers.queue import Entry, ReportQueue, connect
+from consumers.renderer import Renderer
+
+log = structlog.get_logger(__name__)
+
+HOUSEKEEPING_EVERY_S = 60.0
+
+
+class Consumer:
+    """A consumer of the report stream with a stable name (``<AGENTLINK_CONSUMER_NAME>-<slot>``)."""
+
+    def __init__(
+        self, settings: Settings, slot: int = 1, *, storage: Storage | None = None
+    ) -> None:
+        self.settings = settings
+        self.name = f"{settings.consumer_name}-{slot}"
+        self.queue = ReportQueue(
+            connect(settings.redis_url, block_ms=settings.block_ms),
+            Keys(settings.key_prefix),
+            self.name,
+        )
+        self.lease = LeaseKeeper(self.queue, lease_s=settings.lease_s)
+        self.renderer = Renderer(sales_csv=settings.sales_csv, timeout_s=settings.render_timeout_s)
+        self.stopping = threading.Event()
+        self.stop_requested_at: float | None = None
+        self.job = ReportJob(
+            settings=settings,
+            queue=self.queue,
+            lease=self.lease,
+            renderer=self.renderer,
+            storage=storage or create_storage(settings),
+            should_give_up=self._past_grace,
+            stopping=self.stopping,
+        )
+        self._claim_cursor = "0-0"
+        self._next_housekeeping = time.monotonic() + HOUSEKEEPING_EVERY_S
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def request_stop(self, signum: int | None = None, _frame: FrameType | None = None) -> None:
+        """Stop reading; finish the current job within the shutdown grace period."""
+        if not self.stopping.is_set():
+            self.stop_requested_at = time.monotonic()
+            self.stopping.set()
+            log.info("consumer.stopping", consumer=self.name, signal=signum)
+
+    def _past_grace(self) -> bool:
+        return (
+            self.stop_requested_at is not None
+            and time.monotonic() - self.stop_requested_at > self.settings.shutdown_grace_s
+        )
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM and SIGINT ask for a graceful stop."""
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, self.request_stop)
+
+    def run(self) -> int:
+        """Consume until asked to stop; returns the process exit code."""
+        structlog.contextvars.bind_contextvars(consumer=self.name)
+        self._wait_for_redis()
+        if self.stopping.is_set():
+            return 0
+        self.queue.ensure_group()
+        self.lease.acquire_name(wait_s=self.settings.lease_s + 2)
+        self.lease.start()
+        log.info("consumer.started", consumer=self.name, lease_s=self.settings.lease_s)
+        try:
+            self._drain_own_pending()
+            while not self.stopping.is_set():
+                try:
+                    self._step()
+                except ServiceUnavailableError as exc:
+                    log.warning("consumer.redis_unavailable", error=str(exc))
+                    self.stopping.wait(1.0)
+        finally:
+            self.lease.stop()
+            self.renderer.close()
+            log.info("consumer.stopped", consumer=self.name)
+        return 0
+
+    def _wait_for_redis(self) -> None:
+        delay = 0.5
+        while not self.stopping.is_set():
+            try:
+                self.queue.call(self.queue.client.ping)
+                return
+            except ServiceUnavailableError as exc:
+                log.warning("consumer.waiting_for_redis", error=str(exc), retry_in_s=delay)
+                self.stopping.wait(delay)
+                delay = min(delay * 2, 10.0)
+
+    # -- the loop --------------------------------------------------------------------------------
+
+    def _drain_own_pending(self) -> None:
+        """Re-read this consumer's own pending entries (left by a previous run) first."""
+        after = "0"
+        while not self.stopping.is_set():
+            entry = self.queue.read_own_pending(after)
+            if entry is None:
+                return
+            log.info(
+                "consumer.resuming_own_pending",
+                entry_id=entry.entry_id,
+                deliveries=entry.deliveries,
+            )
+            self._handle(entry)
+            after = entry.entry_id
+
+    def _step(self) -> None:
+        if time.monotonic() >= self._next_housekeeping:
+            self._housekeeping()
+        if self._reclaim_one():
+            return
+        entry = self.queue.read_new(self.settings.block_ms)
+        if entry is not None:
+            self._handle(entry)
+
+    def _reclaim_one(self) -> bool:
+        """Take over one entry idle for longer than a lease; True if one was handled."""
+        cursor, entry, deleted = self.queue.reclaim(self._claim_cursor, self.settings.lease_ms)
+        self._claim_cursor = cursor
+        for entry_id in deleted:
+            self.job.entry_lost(entry_id)
+        if entry is None:
+            return False
+        metrics.RECLAIMED.inc()
+        log.info("report.reclaimed", entry_id=entry.entry_id, deliveries=entry.deliveries)
+        self._handle(entry)
+        return True
+
+    def _handle(self, entry: Entry) -> None:
+        try:
+            self.job.handle(entry)
+        finally:
+            structlog.contextvars.unbind_contextvars("job_id", "entry_id", "attempt")
+
+    def _housekeeping(self) -> None:
+        self._next_housekeeping = time.monotonic() + HOUSEKEEPING_EVERY_S
+        removed = self.queue.trim(self.settings.retention_s, lock_s=int(HOUSEKEEPING_EVERY_S))
+        if removed:
+            log.info("stream.trimmed", removed=removed)
+        idle_ms = max(3600_000, 10 * self.settings.lease_ms)
+        forgotten = self.queue.forget_idle_consumers(idle_ms, time.time() - idle_ms / 1000)
+        if forgotten:
+            log.info("consumer.forgot_idle_consumers", names=forgotten)

@@ -1,0 +1,174 @@
+"""Shared fixtures: a private redis-server per session, settings, API client, consumers.
+
+Every test that touches Redis gets an empty database; tests that kill Redis start their own
+server with ``fresh_redis``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from litestar.testing import TestClient
+
+from agentlink.api import create_app
+from agentlink.devredis import RedisServer
+from agentlink.settings import Settings
+from agentlink.streams import Keys
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One private redis-server (AOF on) for the whole session."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fresh_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of this test's own, which the test may kill and restart."""
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    yield server
+    server.kill()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The session server's URL, with an empty database."""
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    client.close()
+    return redis_server.url
+
+
+@pytest.fixture
+def r(redis_url: str) -> Iterator[redis.Redis]:
+    """A sync client on the (empty) test database, decoding to str."""
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def keys() -> Keys:
+    """The default key names."""
+    return Keys()
+
+
+@pytest.fixture
+def settings(redis_url: str, tmp_path: Path) -> Settings:
+    """Settings for the test database, with reports written below ``tmp_path``."""
+    return replace(
+        Settings(),
+        redis_url=redis_url,
+        output_dir=tmp_path / "reports",
+        consumer_name="test",
+        lease_s=3.0,
+        block_ms=200,
+        retry_base_s=0.05,
+        retry_max_s=0.2,
+        log_format="json",
+    )
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient[Any]]:
+    """The API, with its lifespan running, on the test database."""
+    with TestClient(app=create_app(settings)) as test_client:
+        yield test_client
+
+
+def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment a subprocess needs to see ``settings``."""
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("AGENTLINK_") and k != "REDIS_URL"
+    }
+    env.update(
+        REDIS_URL=settings.redis_url,
+        AGENTLINK_KEY_PREFIX=settings.key_prefix,
+        AGENTLINK_OUTPUT_DIR=str(settings.output_dir),
+        AGENTLINK_CONSUMER_NAME=settings.consumer_name,
+        AGENTLINK_LEASE_S=str(settings.lease_s),
+        AGENTLINK_BLOCK_MS=str(settings.block_ms),
+        AGENTLINK_RETRY_BASE_S=str(settings.retry_base_s),
+        AGENTLINK_RETRY_MAX_S=str(settings.retry_max_s),
+        AGENTLINK_MAX_DELIVERIES=str(settings.max_deliveries),
+        AGENTLINK_MAX_ATTEMPTS=str(settings.max_attempts),
+        AGENTLINK_SHUTDOWN_GRACE_S=str(settings.shutdown_grace_s),
+        AGENTLINK_LOG_FORMAT="json",
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra)
+    return env
+
+
+class Processes:
+    """Subprocesses started by a test, stopped (SIGKILL if need be) when it ends."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self.started: list[subprocess.Popen[bytes]] = []
+
+    def start(self, args: list[str], env: dict[str, str], name: str) -> subprocess.Popen[bytes]:
+        """Start ``python args…`` with its output in ``<tmp>/<name>.log``."""
+        log = (self.tmp_path / f"{name}.log").open("ab")
+        process = subprocess.Popen(
+            [sys.executable, *args], env=env, stdout=log, stderr=log, cwd=ROOT
+        )
+        self.started.append(process)
+        return process
+
+    def consumer(self, settings: Settings, slot: int = 1, **env: str) -> subprocess.Popen[bytes]:
+        """Start one consumer process (``python -m consumers --slot N``)."""
+        return self.start(
+            ["-m", "consumers", "--slot", str(slot)],
+            settings_env(settings, **env),
+            f"consumer-{slot}",
+        )
+
+    def log(self, name: str) -> str:
+        """What a process wrote so far."""
+        path = self.tmp_path / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def stop_all(self) -> None:
+        for process in self.started:
+            if process.poll() is None:
+                process.send_signal(signal.SIGKILL)
+                process.wait(10)
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[Processes]:
+    """Start subprocesses that are killed when the test ends."""
+    procs = Processes(tmp_path)
+    yield procs
+    procs.stop_all()
+
+
+def wait_for(
+    predicate: Callable[[], Any], timeout_s: float = 30.0, message: str = "condition"
+) -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout_s} s waiting for {message}")
+        time.sleep(0.05)
