@@ -52,3 +52,6 @@ def configure_logging(log_format: LogFormat = "auto", level: str = "info") -> No
         logging.getLogger(name).propagate = True
     # Per-request access lines would drown the job events; the API logs its own.
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    # WeasyPrint narrates every layout step at INFO; only its warnings are worth a line.
+    logging.getLogger("weasyprint").setLevel(logging.WARNING)
+    logging.getLogger("fontTools").setLevel(logging.WARNING)

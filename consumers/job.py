@@ -66,6 +66,9 @@ class ReportJob:
     def handle(self, entry: Entry) -> None:
         """Take one entry to an outcome, or hand it back if we must stop first."""
         structlog.contextvars.bind_contextvars(entry_id=entry.entry_id)
+        if not entry.fields:  # a pending entry whose payload was deleted from the stream
+            self.entry_lost(entry.entry_id)
+            return
         try:
             job_id, spec = decode_entry(entry.fields)
         except InvalidJobError as exc:

@@ -260,7 +260,12 @@ class ReportQueue:
         def run() -> int | None:
             if not self.client.set(self.keys.trim_lock, self.consumer, nx=True, ex=lock_s):
                 return None
-            floor = f"{int((time.time() - retention_s) * 1000)}-0"
+            # Keep acked entries of the last ``retention_s`` for inspection (0: keep none).
+            floor = (
+                f"{int((time.time() - retention_s) * 1000)}-0"
+                if retention_s
+                else "18446744073709551615-0"
+            )
             groups: list[dict[str, Any]] = self.client.xinfo_groups(self.keys.stream)
             if not groups:
                 return 0

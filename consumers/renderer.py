@@ -10,25 +10,30 @@ so it imports WeasyPrint itself instead of inheriting a forked copy.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import multiprocessing
 import multiprocessing.connection
 import os
+import signal
 import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from agentlink import errors
 from agentlink.errors import PermanentJobError, RenderFailedError
 from agentlink.jobs import ReportSpec
-from agentlink.reports import RenderedReport
+
+if TYPE_CHECKING:  # the consumer itself never imports WeasyPrint; only its child does
+    from agentlink.reports import RenderedReport
 
 log = structlog.get_logger(__name__)
 
 _POLL_S = 0.1
+_START_TIMEOUT_S = 60.0
 
 
 class RenderAbortedError(Exception):
@@ -44,12 +49,24 @@ def _rss_bytes(pid: int) -> int:
     return pages * os.sysconf("SC_PAGE_SIZE")
 
 
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when its parent dies (a kill -9'd consumer)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        return  # not Linux/glibc: the child still exits when its pipe closes
+    pr_set_pdeathsig = 1
+    libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
 def _child_main(conn: multiprocessing.connection.Connection, sales_csv: str | None) -> None:
     """The render process: answer (spec, job_id, generated_at) requests until told to stop."""
+    _die_with_parent()
     from agentlink.reports import make_report
     from agentlink.reports.sources import CsvSalesSource, sample_source
 
     source = CsvSalesSource(Path(sales_csv)) if sales_csv else sample_source()
+    conn.send(("ready", os.getpid()))
     while True:
         try:
             request = conn.recv()
@@ -96,8 +113,19 @@ class Renderer:
         )
         self._process.start()
         child.close()
+        # Wait until WeasyPrint is imported: a consumer that says it started can render.
+        if not parent.poll(_START_TIMEOUT_S) or parent.recv()[0] != "ready":
+            self.kill()
+            raise RenderFailedError(
+                f"the render process did not start within {_START_TIMEOUT_S:g} s"
+            )
         self._conn, self._jobs = parent, 0
         return parent
+
+    def start(self) -> None:
+        """Start the child now, so the first job does not wait for WeasyPrint to import."""
+        if self._process is None or not self._process.is_alive():
+            self._start()
 
     def rss_bytes(self) -> int:
         """The child's current RSS (0 when no child runs)."""
@@ -114,7 +142,9 @@ class Renderer:
         """Render in the child. Permanent job errors come back as they were raised there;
         a crash or timeout is ``RenderFailedError``; ``should_abort()`` turning true kills
         the child and raises ``RenderAbortedError``."""
-        conn = self._conn if self._conn is not None and self._process.is_alive() else self._start()
+        self.start()
+        conn = self._conn
+        assert conn is not None
         conn.send((spec, job_id, generated_at))
         deadline = time.monotonic() + self.timeout_s
         while not conn.poll(_POLL_S):

@@ -88,6 +88,7 @@ class Consumer:
         self.queue.ensure_group()
         self.lease.acquire_name(wait_s=self.settings.lease_s + 2)
         self.lease.start()
+        self.renderer.start()
         log.info("consumer.started", consumer=self.name, lease_s=self.settings.lease_s)
         try:
             self._drain_own_pending()

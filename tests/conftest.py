@@ -125,10 +125,10 @@ class Processes:
 
     def start(self, args: list[str], env: dict[str, str], name: str) -> subprocess.Popen[bytes]:
         """Start ``python args…`` with its output in ``<tmp>/<name>.log``."""
-        log = (self.tmp_path / f"{name}.log").open("ab")
-        process = subprocess.Popen(
-            [sys.executable, *args], env=env, stdout=log, stderr=log, cwd=ROOT
-        )
+        with (self.tmp_path / f"{name}.log").open("ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, *args], env=env, stdout=log, stderr=log, cwd=ROOT
+            )
         self.started.append(process)
         return process
 
@@ -172,3 +172,41 @@ def wait_for(
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout_s} s waiting for {message}")
         time.sleep(0.05)
+
+
+def children_of(pid: int) -> list[int]:
+    """Live child pids of ``pid`` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def submit(
+    client: TestClient[Any], suburb: str = "Manly", state: str = "NSW", kind: str = "agents"
+) -> str:
+    """POST a report request through the API; returns the job id."""
+    response = client.post(f"/api/generate-{kind}-report", json={"suburb": suburb, "state": state})
+    assert response.status_code == 202, response.text
+    return str(response.json()["job_id"])
+
+
+def job_hash(r: redis.Redis, job_id: str) -> dict[str, str]:
+    """The job hash as Redis holds it."""
+    return r.hgetall(Keys().job(job_id))  # type: ignore[return-value]
+
+
+def wait_status(
+    r: redis.Redis, job_id: str, *statuses: str, timeout_s: float = 60.0
+) -> dict[str, str]:
+    """Wait until the job reaches one of ``statuses``; returns its hash."""
+    return wait_for(  # type: ignore[no-any-return]
+        lambda: (h := job_hash(r, job_id)).get("status") in statuses and h,
+        timeout_s,
+        f"job {job_id} to become {'/'.join(statuses)}",
+    )
