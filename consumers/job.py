@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime
+from typing import TypeVar
 
 import structlog
 
@@ -33,6 +34,8 @@ from consumers.queue import Entry, ReportQueue, error_record
 from consumers.renderer import RenderAbortedError, Renderer
 
 log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
 
 
 class JobAbandonedError(Exception):
@@ -196,14 +199,17 @@ class ReportJob:
             time.monotonic() - upload_started
         )
         log.info("report.uploaded", storage=result.storage, path=result.path, bytes=result.bytes)
-        wrote = self.queue.finish(
-            entry.entry_id,
-            job_id,
-            self.settings.job_ttl_s,
-            status=Status.COMPLETED.value,
-            finished_at=now_iso(),
-            error="",
-            **result_fields(result),
+        # The PDF is stored: recording it must outlast a Redis blip, or the job is redone.
+        wrote = self._persist(
+            lambda: self.queue.finish(
+                entry.entry_id,
+                job_id,
+                self.settings.job_ttl_s,
+                status=Status.COMPLETED.value,
+                finished_at=now_iso(),
+                error="",
+                **result_fields(result),
+            )
         )
         if wrote:
             metrics.JOBS_FINISHED.labels(kind=spec.kind.value, outcome="completed").inc()
@@ -267,6 +273,19 @@ class ReportJob:
         log.warning("report.handed_back", reason=why, immediate=handed)
 
     # -- helpers ---------------------------------------------------------------------------------
+
+    def _persist(self, op: Callable[[], T]) -> T:
+        """Run a Redis write, retrying through an outage until it lands or we must stop."""
+        delay = 0.2
+        while True:
+            try:
+                return op()
+            except ServiceUnavailableError as exc:
+                if self.should_give_up():
+                    raise JobAbandonedError(f"Redis unavailable at shutdown: {exc}") from exc
+                log.warning("report.record_retrying", error=str(exc), retry_in_s=delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     def _should_abandon(self) -> bool:
         return self.lease.lost or self.should_give_up()

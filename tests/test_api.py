@@ -206,3 +206,42 @@ class TestHealth:
             assert response.headers["retry-after"]
             assert "Redis" in response.json()["detail"]
             assert client.get("/health").status_code == 503
+
+
+class TestApiKeys:
+    @pytest.fixture
+    def keyed(self, settings: Settings) -> Any:
+        with TestClient(app=create_app(replace(settings, api_keys=("k-one", "k-two")))) as c:
+            yield c
+
+    def test_missing_key_is_401_json(
+        self, keyed: TestClient[Any], r: redis.Redis, keys: Keys
+    ) -> None:
+        """Without a key, /api/* answers 401 JSON and nothing is queued."""
+        response = keyed.post(AGENTS, json={"suburb": "Manly", "state": "NSW"})
+        assert response.status_code == 401
+        assert response.json()["title"] == "Unauthorized"
+        assert "X-API-Key" in response.json()["detail"]
+        assert r.xlen(keys.stream) == 0
+
+    def test_wrong_key_is_401(self, keyed: TestClient[Any]) -> None:
+        """A key that is not configured is refused."""
+        response = keyed.get("/api/job-status/x", headers={"Authorization": "Bearer k-three"})
+        assert response.status_code == 401
+
+    @pytest.mark.parametrize(
+        "headers",
+        [
+            {"Authorization": "Bearer k-two"},
+            {"X-API-Key": "k-one"},
+            {"authorization": "bearer k-one"},
+        ],
+    )
+    def test_either_header_works(self, keyed: TestClient[Any], headers: dict[str, str]) -> None:
+        """Bearer or X-API-Key, any configured key."""
+        response = keyed.post(AGENTS, json={"suburb": "Manly", "state": "NSW"}, headers=headers)
+        assert response.status_code == 202
+
+    def test_health_needs_no_key(self, keyed: TestClient[Any]) -> None:
+        """Health checks work without a key."""
+        assert keyed.get("/health").status_code == 200

@@ -16,6 +16,7 @@ from litestar.response import File
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from agentlink import metrics
+from agentlink.api.auth import require_api_key
 from agentlink.api.errors import ApiError, FieldError, field_error
 from agentlink.api.store import JobStore
 from agentlink.errors import JobNotFoundError, ServiceUnavailableError, StorageRejectedError
@@ -115,7 +116,12 @@ async def _submit(
     )
 
 
-@post("/api/generate-agents-report", name="generate_agents_report", status_code=202)
+@post(
+    "/api/generate-agents-report",
+    name="generate_agents_report",
+    status_code=202,
+    guards=[require_api_key],
+)
 async def generate_agents_report(
     request: Request[Any, Any, Any], store: NamedDependency[JobStore]
 ) -> Response[JobAccepted]:
@@ -123,7 +129,12 @@ async def generate_agents_report(
     return await _submit(Kind.AGENTS, request, store)
 
 
-@post("/api/generate-agency-report", name="generate_agency_report", status_code=202)
+@post(
+    "/api/generate-agency-report",
+    name="generate_agency_report",
+    status_code=202,
+    guards=[require_api_key],
+)
 async def generate_agency_report(
     request: Request[Any, Any, Any], store: NamedDependency[JobStore]
 ) -> Response[JobAccepted]:
@@ -131,7 +142,7 @@ async def generate_agency_report(
     return await _submit(Kind.AGENCY, request, store)
 
 
-@get("/api/job-status/{job_id:str}", name="job_status")
+@get("/api/job-status/{job_id:str}", name="job_status", guards=[require_api_key])
 async def job_status(
     job_id: FromPath[str], request: Request[Any, Any, Any], store: NamedDependency[JobStore]
 ) -> JobRecord:
@@ -146,7 +157,12 @@ async def job_status(
     return record
 
 
-@get("/api/jobs/{job_id:str}/pdf", name="job_pdf", media_type="application/pdf")
+@get(
+    "/api/jobs/{job_id:str}/pdf",
+    name="job_pdf",
+    media_type="application/pdf",
+    guards=[require_api_key],
+)
 async def job_pdf(job_id: FromPath[str], store: NamedDependency[JobStore], state: State) -> File:
     """The finished PDF (404 if the job is unknown, 409 while it is not completed)."""
     record = await store.get(job_id)
