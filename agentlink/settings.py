@@ -76,6 +76,8 @@ class Settings:
     retry_base_s: float = 2.0
     retry_max_s: float = 60.0
     render_timeout_s: float = 600.0
+    render_max_jobs: int = 100
+    render_max_rss_mb: int = 400
     shutdown_grace_s: float = 30.0
     block_ms: int = 2000
     job_ttl_s: int = 7 * 24 * 3600
@@ -112,6 +114,8 @@ class Settings:
             retry_base_s=_float(env, "AGENTLINK_RETRY_BASE_S", 2.0),
             retry_max_s=_float(env, "AGENTLINK_RETRY_MAX_S", 60.0),
             render_timeout_s=_float(env, "AGENTLINK_RENDER_TIMEOUT_S", 600.0, minimum=1.0),
+            render_max_jobs=_int(env, "AGENTLINK_RENDER_MAX_JOBS", 100, minimum=1),
+            render_max_rss_mb=_int(env, "AGENTLINK_RENDER_MAX_RSS_MB", 400, minimum=64),
             shutdown_grace_s=_float(env, "AGENTLINK_SHUTDOWN_GRACE_S", 30.0),
             block_ms=_int(env, "AGENTLINK_BLOCK_MS", 2000, minimum=10),
             job_ttl_s=_int(env, "AGENTLINK_JOB_TTL_S", 7 * 24 * 3600, minimum=60),

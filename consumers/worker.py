@@ -44,7 +44,12 @@ class Consumer:
             self.name,
         )
         self.lease = LeaseKeeper(self.queue, lease_s=settings.lease_s)
-        self.renderer = Renderer(sales_csv=settings.sales_csv, timeout_s=settings.render_timeout_s)
+        self.renderer = Renderer(
+            sales_csv=settings.sales_csv,
+            timeout_s=settings.render_timeout_s,
+            max_jobs=settings.render_max_jobs,
+            max_rss_bytes=settings.render_max_rss_mb * 1024 * 1024,
+        )
         self.stopping = threading.Event()
         self.stop_requested_at: float | None = None
         self.job = ReportJob(
