@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,23 @@ class TestJobLife:
         assert r.xpending(keys.stream, keys.group)["pending"] == 0
         assert r.hlen(keys.index) == 0
         assert 0 < r.ttl(keys.job(job_id)) <= settings.job_ttl_s
+        events = [
+            json.loads(line)
+            for line in processes.log("consumer-1").splitlines()
+            if line.startswith("{")
+        ]
+        steps = [e for e in events if e["event"].startswith("report.")]
+        assert [e["event"] for e in steps] == [
+            "report.claimed",
+            "report.rendered",
+            "report.uploaded",
+            "report.completed",
+        ]
+        for event in steps:
+            assert event["job_id"] == job_id
+            assert event["consumer"] == "test-1"
+            assert event["attempt"] == 1
+            assert event["entry_id"]
 
     def test_status_endpoint_and_pdf_download(
         self, client: TestClient[Any], r: redis.Redis, settings: Settings, processes: Processes

@@ -433,3 +433,32 @@ def run_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
         cwd=ROOT,
         check=False,
     )
+
+
+class TestForgetConsumers:
+    def test_only_idle_consumers_without_pending_entries_are_deleted(
+        self, r: redis.Redis, keys: Keys
+    ) -> None:
+        """Names owning nothing are forgotten; one with a pending entry is kept, entry intact."""
+        r.xgroup_create(keys.stream, keys.group, "0", mkstream=True)
+        r.xadd(keys.stream, {"n": "1"})
+        r.xreadgroup(keys.group, "holds-one", {keys.stream: ">"}, count=1)
+        r.xgroup_createconsumer(keys.stream, keys.group, "owns-nothing")
+        forgotten = ReportQueue(r, keys, "me").forget_idle_consumers(
+            idle_ms=0, heartbeat_before_s=time.time() + 1
+        )
+        assert forgotten == ["owns-nothing"]
+        assert [c["name"] for c in r.xinfo_consumers(keys.stream, keys.group)] == ["holds-one"]
+        assert r.xpending(keys.stream, keys.group)["pending"] == 1
+
+    def test_recently_beating_consumers_are_kept(self, r: redis.Redis, keys: Keys) -> None:
+        """A consumer with a recent heartbeat is kept even when idle in the group."""
+        r.xgroup_create(keys.stream, keys.group, "0", mkstream=True)
+        r.xgroup_createconsumer(keys.stream, keys.group, "alive")
+        r.zadd(keys.consumers, {"alive": time.time()})
+        assert (
+            ReportQueue(r, keys, "me").forget_idle_consumers(
+                idle_ms=0, heartbeat_before_s=time.time() - 60
+            )
+            == []
+        )
