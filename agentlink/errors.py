@@ -7,6 +7,7 @@ the branch an error sits on::
 
     AgentLinkError
     ├── ConfigurationError          settings are missing or inconsistent: refuse to start
+    │   └── StorageConfigError      storage credentials/scopes rejected: pause, not the job's fault
     ├── ServiceUnavailableError     Redis cannot be reached (API → 503)
     ├── JobNotFoundError            no such job (API → 404)
     └── JobError                    raised while making a report
@@ -29,6 +30,14 @@ class AgentLinkError(Exception):
 
 class ConfigurationError(AgentLinkError):
     """A setting is missing or inconsistent; the process refuses to start."""
+
+
+class StorageConfigError(ConfigurationError):
+    """The storage rejects our credentials or configuration (revoked token, missing scope).
+
+    Not the job's fault: a consumer that meets it hands the job back, stops taking new
+    jobs, and re-checks the storage until it works again.
+    """
 
 
 class ServiceUnavailableError(AgentLinkError):

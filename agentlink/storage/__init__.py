@@ -37,6 +37,10 @@ class Storage(Protocol):
         """Write ``pdf`` at ``relative_path`` (overwriting) and say where it went."""
         ...
 
+    def check(self) -> None:
+        """Verify the storage is usable; ``StorageConfigError`` if its configuration is not."""
+        ...
+
 
 def create_storage(settings: Settings) -> Storage:
     """The storage the settings select."""

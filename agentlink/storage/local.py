@@ -6,7 +6,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from agentlink.errors import StorageRejectedError, StorageUnavailableError
+from agentlink.errors import StorageConfigError, StorageRejectedError, StorageUnavailableError
 from agentlink.jobs import JobResult
 
 
@@ -25,6 +25,18 @@ class LocalStorage:
         if not target.is_relative_to(root):
             raise StorageRejectedError(f"path {relative_path!r} leaves the output folder")
         return target
+
+    def check(self) -> None:
+        """The output folder can be created and written to."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            probe = self.root / ".agentlink-write-test"
+            probe.write_bytes(b"ok")
+            probe.unlink()
+        except OSError as exc:
+            raise StorageConfigError(
+                f"cannot write to AGENTLINK_OUTPUT_DIR={self.root}: {exc}"
+            ) from exc
 
     def save(self, relative_path: str, pdf: bytes) -> JobResult:
         """Write ``pdf`` to ``root/relative_path``, replacing any earlier version."""
