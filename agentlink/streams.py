@@ -35,10 +35,10 @@ return id
 
 FINISH_LUA = """
 -- KEYS: stream, job hash, index. ARGV: group, entry id, ttl s, hash items...
--- Writes the outcome only if the job is not finished already (check-and-set), then acks.
+-- Writes the outcome only if the job exists and is not finished (check-and-set), then acks.
 local status = redis.call('HGET', KEYS[2], 'status')
 local wrote = 0
-if status ~= 'completed' and status ~= 'failed' and status ~= 'dead' then
+if status and status ~= 'completed' and status ~= 'failed' and status ~= 'dead' then
   redis.call('HSET', KEYS[2], unpack(ARGV, 4))
   redis.call('EXPIRE', KEYS[2], tonumber(ARGV[3]))
   wrote = 1
@@ -77,11 +77,14 @@ return id
 """
 
 RENEW_LUA = """
--- KEYS: stream. ARGV: group, consumer, entry id, idle ms.
+-- KEYS: stream. ARGV: group, consumer, entry id, idle ms. Returns 1 renewed, 0 owned by
+-- another consumer (or acked), -1 deleted from the stream.
 -- Reset the entry's idle time only while this consumer still owns it: a plain XCLAIM
--- would steal it back from a consumer that reclaimed it after a stall.
+-- would steal it back from a consumer that reclaimed it after a stall. A deleted entry is
+-- left alone: XCLAIM would silently drop it from the PEL, where XAUTOCLAIM reports it.
 local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)
 if #p == 0 or p[1][2] ~= ARGV[2] then return 0 end
+if #redis.call('XRANGE', KEYS[1], ARGV[3], ARGV[3]) == 0 then return -1 end
 redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'IDLE', ARGV[4], 'JUSTID')
 return 1
 """

@@ -99,22 +99,30 @@ class ReportJob:
         try:
             self._attempts(entry, job_id, spec)
         except JobAbandonedError as exc:
-            self._hand_back(entry, str(exc))
+            # Stop renewing first: a renewal in flight would undo the hand-back's idle time.
+            self.lease.release()
+            if self.lease.deleted:
+                self.entry_lost(entry.entry_id)
+            else:
+                self._hand_back(entry, str(exc))
         finally:
             self.lease.release()
 
     def entry_lost(self, entry_id: str) -> None:
         """XAUTOCLAIM reported a pending entry deleted from the stream: fail its job."""
-        job_id = self.queue.job_for_entry(entry_id)
+        job_id = self._persist(lambda: self.queue.job_for_entry(entry_id))
         metrics.ENTRIES_LOST.inc()
         log.error("report.entry_lost", entry_id=entry_id, job_id=job_id)
-        self.queue.finish(
-            entry_id,
-            job_id,
-            self.settings.job_ttl_s,
-            status=Status.FAILED.value,
-            finished_at=now_iso(),
-            error="entry lost: the stream entry was deleted before it was processed; submit again",
+        self._persist(
+            lambda: self.queue.finish(
+                entry_id,
+                job_id,
+                self.settings.job_ttl_s,
+                status=Status.FAILED.value,
+                finished_at=now_iso(),
+                error="entry lost: the stream entry was deleted before it was processed; "
+                "submit again",
+            )
         )
 
     # -- the work --------------------------------------------------------------------------------
@@ -221,18 +229,20 @@ class ReportJob:
     # -- outcomes --------------------------------------------------------------------------------
 
     def _fail(self, entry: Entry, job_id: str, spec: ReportSpec, attempt: int, error: str) -> None:
-        self.queue.add_error(
-            job_id,
-            error_record(attempt, self.queue.consumer, error, transient=False),
-            Status.FAILED,
-        )
-        wrote = self.queue.finish(
-            entry.entry_id,
-            job_id,
-            self.settings.job_ttl_s,
-            status=Status.FAILED.value,
-            finished_at=now_iso(),
-            error=error,
+        record = error_record(attempt, self.queue.consumer, error, transient=False)
+        # The history travels with the outcome: setting status first would make the
+        # check-and-set skip finished_at and the expiry.
+        history = self.queue.history_with(job_id, record)
+        wrote = self._persist(
+            lambda: self.queue.finish(
+                entry.entry_id,
+                job_id,
+                self.settings.job_ttl_s,
+                status=Status.FAILED.value,
+                finished_at=now_iso(),
+                error=error,
+                errors=history,
+            )
         )
         if wrote:
             metrics.JOBS_FINISHED.labels(kind=spec.kind.value, outcome="failed").inc()

@@ -40,20 +40,21 @@ class LeaseKeeper:
         self._entry_id: str | None = None
         self._job_id = ""
         self._lost = threading.Event()
+        self.deleted = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="lease-keeper", daemon=True)
         self.renewals = 0
 
-    def acquire_name(self, wait_s: float) -> None:
+    def acquire_name(self, wait_s: float, stopping: threading.Event) -> None:
         """Take this consumer's name, waiting up to ``wait_s`` for a dead holder's to lapse."""
         deadline = time.monotonic() + wait_s
-        while not self._beat():
+        while not self._beat() and not stopping.is_set():
             if time.monotonic() > deadline:
                 raise NameTakenError(
                     f"consumer name {self.queue.consumer!r} is held by another live process; "
                     "set AGENTLINK_CONSUMER_NAME to a unique name per worker"
                 )
-            time.sleep(min(1.0, self.every_s))
+            stopping.wait(min(1.0, self.every_s))
 
     def start(self) -> None:
         """Start renewing in the background."""
@@ -72,6 +73,7 @@ class LeaseKeeper:
         with self._lock:
             self._entry_id, self._job_id = entry_id, job_id
             self._lost.clear()
+            self.deleted = False
         self._beat()
 
     def release(self) -> None:
@@ -90,8 +92,13 @@ class LeaseKeeper:
             entry_id = self._entry_id
         if entry_id is None or self._lost.is_set():
             return not self._lost.is_set()
-        if not self.queue.renew(entry_id):
-            self._lost.set()
+        outcome = self.queue.renew(entry_id)
+        if outcome != 1:
+            with self._lock:
+                # A renewal that raced with ack + hold(next entry) must not mark the next one.
+                if self._entry_id == entry_id:
+                    self.deleted = outcome == -1
+                    self._lost.set()
         return not self._lost.is_set()
 
     def _beat(self) -> bool:
@@ -107,13 +114,15 @@ class LeaseKeeper:
 
     def _run(self) -> None:
         while not self._stop.wait(self.every_s):
+            # Nothing may kill this thread: without it every long job would be reclaimed.
             try:
-                self.check()
-                if not self._lost.is_set():
+                if self.check():
                     self.renewals += 1
                 else:
-                    log.warning("lease.lost", entry_id=self._entry_id)
+                    log.warning("lease.lost", entry_id=self._entry_id, deleted=self.deleted)
+                if not self._beat():
+                    log.error("consumer.name_taken", consumer=self.queue.consumer)
             except ServiceUnavailableError as exc:
                 log.warning("lease.renew_failed", error=str(exc))
-            if not self._beat():
-                log.error("consumer.name_taken", consumer=self.queue.consumer)
+            except Exception:
+                log.exception("lease.keeper_error")

@@ -89,7 +89,10 @@ class ReportQueue:
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
             raise ServiceUnavailableError(f"Redis unreachable: {exc}") from exc
         except redis.exceptions.ResponseError as exc:
-            if str(exc).startswith(("LOADING", "MISCONF", "OOM", "BUSY ", "TRYAGAIN")):
+            # Redis loading its AOF, out of memory, a replica after failover, the stream or
+            # group deleted under us: wait and retry, like a dropped connection.
+            transient = ("LOADING", "MISCONF", "OOM", "BUSY ", "TRYAGAIN", "READONLY", "NOGROUP")
+            if str(exc).startswith(transient):
                 raise ServiceUnavailableError(f"Redis cannot serve: {exc}") from exc
             raise
 
@@ -183,17 +186,20 @@ class ReportQueue:
 
     # -- leases ------------------------------------------------------------------------------
 
-    def renew(self, entry_id: str) -> bool:
-        """Reset the entry's idle time if we still own it; False means we lost it."""
+    def renew(self, entry_id: str, idle_ms: int = 0) -> int:
+        """Set the idle time of our entry: 1 done, 0 another consumer owns it, -1 it was deleted."""
         keys = [self.keys.stream]
-        args: list[str | int] = [self.keys.group, self.consumer, entry_id, 0]
-        return bool(self.call(lambda: self._renew(keys=keys, args=args)))
+        args: list[str | int] = [self.keys.group, self.consumer, entry_id, idle_ms]
+        return int(self.call(lambda: self._renew(keys=keys, args=args)))
 
     def hand_back(self, entry_id: str, lease_ms: int) -> bool:
         """Mark our entry idle for a whole lease, so another consumer reclaims it at once."""
-        keys = [self.keys.stream]
-        args: list[str | int] = [self.keys.group, self.consumer, entry_id, lease_ms]
-        return bool(self.call(lambda: self._renew(keys=keys, args=args)))
+        return self.renew(entry_id, idle_ms=lease_ms) == 1
+
+    def uptime_s(self) -> float:
+        """Seconds since the Redis server started."""
+        info = self.call(lambda: self.client.info("server"))
+        return float(info.get("uptime_in_seconds", 0))
 
     # -- the job hash --------------------------------------------------------------------------
 
@@ -222,13 +228,14 @@ class ReportQueue:
 
         return self.call(start)
 
-    def add_error(self, job_id: str, error: AttemptError, status: Status) -> list[AttemptError]:
+    def history_with(self, job_id: str, error: AttemptError) -> str:
+        """The job's error history with ``error`` appended, encoded for the hash."""
+        return encode_errors([*decode_errors(self.job(job_id).get("errors")), error])
+
+    def add_error(self, job_id: str, error: AttemptError, status: Status) -> None:
         """Append to the job's error history and set its status and last error."""
-        history = [*decode_errors(self.job(job_id).get("errors")), error]
-        self.update_job(
-            job_id, status=status.value, error=error.error, errors=encode_errors(history)
-        )
-        return history
+        history = self.history_with(job_id, error)
+        self.update_job(job_id, status=status.value, error=error.error, errors=history)
 
     # -- outcomes ----------------------------------------------------------------------------
 

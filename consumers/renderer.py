@@ -62,6 +62,10 @@ def _die_with_parent() -> None:
 def _child_main(conn: multiprocessing.connection.Connection, sales_csv: str | None) -> None:
     """The render process: answer (spec, job_id, generated_at) requests until told to stop."""
     _die_with_parent()
+    # Ctrl-C or a SIGTERM to the whole process group is for the consumer, which decides
+    # whether the render finishes (graceful shutdown) or is killed.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     from agentlink.reports import make_report
     from agentlink.reports.sources import CsvSalesSource, sample_source
 

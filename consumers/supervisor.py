@@ -11,6 +11,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import threading
 import time
 from types import FrameType
 
@@ -26,18 +27,19 @@ class Supervisor:
         self.concurrency = concurrency
         self.children: dict[int, subprocess.Popen[bytes]] = {}
         self.restart_delay_s: dict[int, float] = {}
-        self.stopping = False
+        self.stopping = threading.Event()
 
     def _spawn(self, slot: int) -> None:
-        self.children[slot] = subprocess.Popen(
-            [sys.executable, "-m", "consumers", "--slot", str(slot)]
-        )
-        log.info("worker.child_started", slot=slot, pid=self.children[slot].pid)
+        child = subprocess.Popen([sys.executable, "-m", "consumers", "--slot", str(slot)])
+        self.children[slot] = child
+        log.info("worker.child_started", slot=slot, pid=child.pid)
+        if self.stopping.is_set():  # SIGTERM arrived while this child was being started
+            child.send_signal(signal.SIGTERM)
 
     def _stop(self, signum: int, _frame: FrameType | None) -> None:
-        if not self.stopping:
+        if not self.stopping.is_set():
             log.info("worker.stopping", signal=signum)
-        self.stopping = True
+        self.stopping.set()
         for child in self.children.values():
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
@@ -53,15 +55,18 @@ class Supervisor:
                 code = child.poll()
                 if code is None:
                     continue
-                if self.stopping:
+                if self.stopping.is_set():
                     del self.children[slot]
                     continue
                 delay = self.restart_delay_s.get(slot, 0.5)
                 log.error("worker.child_died", slot=slot, exit_code=code, restart_in_s=delay)
-                time.sleep(delay)
+                self.stopping.wait(delay)
                 self.restart_delay_s[slot] = min(delay * 2, 30.0)
+                if self.stopping.is_set():  # told to stop during the delay: do not restart
+                    del self.children[slot]
+                    continue
                 self._spawn(slot)
-            if self.stopping and not self.children:
+            if self.stopping.is_set() and not self.children:
                 log.info("worker.stopped")
                 return 0
             time.sleep(0.2)

@@ -8,6 +8,7 @@ the cursor), then new entries (XREADGROUP COUNT 1 BLOCK). Each entry is handled 
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 import time
@@ -62,6 +63,7 @@ class Consumer:
             stopping=self.stopping,
         )
         self._claim_cursor = "0-0"
+        self._reclaim_after = 0.0
         self._next_housekeeping = time.monotonic() + HOUSEKEEPING_EVERY_S
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -87,33 +89,47 @@ class Consumer:
     def run(self) -> int:
         """Consume until asked to stop; returns the process exit code."""
         structlog.contextvars.bind_contextvars(consumer=self.name)
-        self._wait_for_redis()
+        self._start_up()
         if self.stopping.is_set():
             return 0
-        self.queue.ensure_group()
-        self.lease.acquire_name(wait_s=self.settings.lease_s + 2)
         self.lease.start()
         self.renderer.start()
         log.info("consumer.started", consumer=self.name, lease_s=self.settings.lease_s)
         try:
-            self._drain_own_pending()
+            drained = False
             while not self.stopping.is_set():
                 try:
+                    if not drained:
+                        self._drain_own_pending()
+                        drained = True
                     self._step()
                 except ServiceUnavailableError as exc:
                     log.warning("consumer.redis_unavailable", error=str(exc))
+                    # While Redis was away nobody could renew: idle times grew for live
+                    # jobs too. Give their owners a lease to renew before reclaiming.
+                    self._reclaim_after = time.monotonic() + self.settings.lease_s
                     self.stopping.wait(1.0)
+                    if "NOGROUP" in str(exc):
+                        with contextlib.suppress(ServiceUnavailableError):
+                            self.queue.ensure_group()
         finally:
             self.lease.stop()
             self.renderer.close()
             log.info("consumer.stopped", consumer=self.name)
         return 0
 
-    def _wait_for_redis(self) -> None:
+    def _start_up(self) -> None:
+        """Wait for Redis, create the group, take this consumer's name."""
         delay = 0.5
         while not self.stopping.is_set():
             try:
                 self.queue.call(self.queue.client.ping)
+                self.queue.ensure_group()
+                # A Redis that just restarted counts its downtime as idle time of every
+                # pending entry; reclaim only once their owners have had a lease to renew.
+                wait_s = max(0.0, self.settings.lease_s - self.queue.uptime_s())
+                self._reclaim_after = time.monotonic() + wait_s
+                self.lease.acquire_name(wait_s=self.settings.lease_s + 2, stopping=self.stopping)
                 return
             except ServiceUnavailableError as exc:
                 log.warning("consumer.waiting_for_redis", error=str(exc), retry_in_s=delay)
@@ -148,6 +164,8 @@ class Consumer:
 
     def _reclaim_one(self) -> bool:
         """Take over one entry idle for longer than a lease; True if one was handled."""
+        if time.monotonic() < self._reclaim_after:
+            return False
         cursor, entry, deleted = self.queue.reclaim(self._claim_cursor, self.settings.lease_ms)
         self._claim_cursor = cursor
         for entry_id in deleted:

@@ -98,6 +98,9 @@ class TestJobLife:
         assert "Atlantis" in job["error"]
         assert "no sales" in job["error"]
         assert job["attempts"] == "1"
+        assert job["finished_at"] >= job["started_at"]
+        assert "Atlantis" in job["errors"]
+        assert 0 < r.ttl(keys.job(job_id)) <= settings.job_ttl_s
         assert r.xpending(keys.stream, keys.group)["pending"] == 0
         assert r.xlen(keys.dead) == 0
         assert pdfs(settings) == []

@@ -106,11 +106,14 @@ class TestLease:
         submit(client)
         [[_, [(entry_id, _)]]] = r.xreadgroup(keys.group, "a", {keys.stream: ">"}, count=1)
         r.xclaim(keys.stream, keys.group, "b", 0, [entry_id], justid=True)
-        assert ReportQueue(r, keys, "a").renew(entry_id) is False
-        assert ReportQueue(r, keys, "b").renew(entry_id) is True
+        assert ReportQueue(r, keys, "a").renew(entry_id) == 0
+        assert ReportQueue(r, keys, "b").renew(entry_id) == 1
         [pending] = r.xpending_range(keys.stream, keys.group, "-", "+", 10)
         assert pending["consumer"] == "b"
         assert pending["times_delivered"] == 1
+        r.xdel(keys.stream, entry_id)
+        assert ReportQueue(r, keys, "b").renew(entry_id) == -1
+        assert r.xpending(keys.stream, keys.group)["pending"] == 1  # left for XAUTOCLAIM to report
 
 
 class TestReclaim:
@@ -172,6 +175,24 @@ class TestReclaim:
         job = wait_status(r, job_id, "failed")
         assert "entry lost" in job["error"]
         assert r.xpending(keys.stream, keys.group)["pending"] == 0
+
+    def test_entry_deleted_while_processing_fails_its_job(
+        self,
+        client: TestClient[Any],
+        r: redis.Redis,
+        keys: Keys,
+        settings: Settings,
+        processes: Processes,
+    ) -> None:
+        """An entry deleted mid-render is noticed by the lease renewal: the job fails 'entry lost'."""
+        stalled_consumer(processes, settings)
+        job_id = submit(client)
+        job = wait_status(r, job_id, "processing")
+        r.xdel(keys.stream, job["entry_id"])
+        job = wait_status(r, job_id, "failed", timeout_s=30)
+        assert "entry lost" in job["error"]
+        assert r.xpending(keys.stream, keys.group)["pending"] == 0
+        assert r.hlen(keys.index) == 0
 
     def test_recorded_result_with_lost_ack_is_not_redone(
         self,
@@ -387,6 +408,35 @@ class TestTrim:
 
 
 class TestRedisRestart:
+    def test_outage_longer_than_a_lease_does_not_steal_live_jobs(
+        self,
+        client: TestClient[Any],
+        fresh_redis: RedisServer,
+        settings: Settings,
+        processes: Processes,
+    ) -> None:
+        """After a Redis outage longer than a lease, a live consumer keeps its job."""
+        own = replace(settings, redis_url=fresh_redis.url)
+        r = redis.Redis.from_url(fresh_redis.url, decode_responses=True)
+        r.config_set("appendfsync", "always")
+        _, child = stalled_consumer(processes, own, slot=1)
+        processes.consumer(own, slot=2)
+        with TestClient(app=create_app(own)) as api:
+            job_id = submit(api)
+        wait_status(r, job_id, "processing")
+        fresh_redis.kill()
+        time.sleep(2 * own.lease_s)  # the outage itself, longer than a lease
+        fresh_redis.start()
+        r = redis.Redis.from_url(fresh_redis.url, decode_responses=True)
+        time.sleep(2 * own.lease_s)  # both consumers are back; consumer 2 must not reclaim
+        [pending] = r.xpending_range(Keys().stream, Keys().group, "-", "+", 10)
+        assert pending["consumer"] == "test-1"
+        assert pending["times_delivered"] == 1
+        os.kill(child, signal.SIGCONT)
+        job = wait_status(r, job_id, "completed")
+        assert job["attempts"] == "1"
+        assert job["consumer"] == "test-1"
+
     def test_kill_9_redis_loses_no_accepted_job(
         self, tmp_path: Any, settings: Settings, processes: Processes
     ) -> None:
