@@ -49,12 +49,22 @@ def _parser() -> argparse.ArgumentParser:
     target.add_argument("--all", action="store_true", help="replay every dead letter")
     purge = dlq_sub.add_parser("purge", help="delete every dead letter")
     purge.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
+    dropbox = sub.add_parser("dropbox", help="Dropbox storage: check credentials and folder")
+    dropbox_sub = dropbox.add_subparsers(dest="dropbox_command", required=True, metavar="ACTION")
+    dropbox_sub.add_parser(
+        "check",
+        help="sign in, show the account and free space, write, share and delete a test file "
+        "in AGENTLINK_DROPBOX_FOLDER; exit 0 if reports can be delivered, 1 if not",
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``agentlink`` console script."""
     args = _parser().parse_args(argv)
+    if args.command == "dropbox":
+        return _dropbox_check()
     try:
         settings = Settings.from_env()
         if args.command == "api":
@@ -145,3 +155,37 @@ def _dlq_replay(letters: DeadLetters, dead_id: str | None, *, replay_all: bool) 
         return 1
     print(f"replayed {dead_id} as entry {new_id}")
     return 0
+
+
+def _dropbox_check() -> int:
+    """``agentlink dropbox check``: what an operator runs first; exit 0 ready, 1 not."""
+    from agentlink.storage.dropbox import DropboxStorage
+
+    print("agentlink dropbox check")
+    try:
+        settings = Settings.from_env()
+        settings.require_dropbox()
+    except ConfigurationError as exc:
+        print(f"  {'settings':<9} FAIL  {exc}")
+        print("Dropbox is NOT ready: fix the setting named above and run this again.")
+        return 1
+    from agentlink.logging import configure_logging
+
+    configure_logging(settings.log_format, "warning")  # stderr, and only what is wrong
+    auth = "refresh token" if settings.dropbox_refresh_token else "access token"
+    print(f"  {'settings':<9} ok    {auth}, folder {settings.dropbox_folder or '/'}")
+    if settings.storage != "dropbox":
+        print(f"  {'':<9} note  AGENTLINK_STORAGE={settings.storage}: set it to dropbox to use it")
+    ok = True
+    try:
+        for step in DropboxStorage.from_settings(settings).checks():
+            print(f"  {step.name:<9} {'ok  ' if step.ok else 'FAIL'}  {step.detail}")
+            ok = ok and step.ok
+    except AgentLinkError as exc:
+        print(f"  {'account':<9} FAIL  {exc}")
+        ok = False
+    if ok:
+        print(f"Dropbox is ready: reports go to {settings.dropbox_folder or '/'}.")
+        return 0
+    print("Dropbox is NOT ready: fix what is marked FAIL and run this again.")
+    return 1

@@ -85,6 +85,7 @@ class JobResult(msgspec.Struct, kw_only=True):
     url: str | None = None
     bytes: int = 0
     pages: int = 0
+    rev: str | None = None
 
 
 class AttemptError(msgspec.Struct, kw_only=True):
@@ -174,6 +175,7 @@ def result_fields(result: JobResult) -> dict[str, str]:
         "result_url": result.url or "",
         "result_bytes": str(result.bytes),
         "result_pages": str(result.pages),
+        "result_rev": result.rev or "",
     }
 
 
@@ -202,6 +204,7 @@ def record_from_hash(fields: dict[str, str]) -> JobRecord:
             url=fields.get("result_url") or None,
             bytes=int(fields.get("result_bytes") or 0),
             pages=int(fields.get("result_pages") or 0),
+            rev=fields.get("result_rev") or None,
         )
     period_end = fields.get("period_end")
     return JobRecord(

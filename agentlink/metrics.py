@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -60,6 +60,11 @@ RECLAIMED = Counter(
 ENTRIES_LOST = Counter(
     "agentlink_entries_lost_total",
     "Pending entries whose payload was deleted from the stream before they were processed.",
+    registry=REGISTRY,
+)
+STORAGE_PAUSED = Gauge(
+    "agentlink_storage_paused",
+    "1 while this consumer holds its job because the storage rejects our configuration.",
     registry=REGISTRY,
 )
 RETRIES = Counter(

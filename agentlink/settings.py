@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,15 @@ LogFormat = Literal["auto", "json", "console"]
 T = TypeVar("T", bound=str)
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+
+MIB = 1024 * 1024
+DROPBOX_UPLOAD_LIMIT_BYTES = 150 * MIB
+"""The largest file Dropbox accepts in one ``files/upload`` call; above it, sessions."""
+DROPBOX_TEMPLATE_FIELDS = frozenset(
+    {"path", "state", "suburb", "kind", "date", "year", "month", "job8", "filename"}
+)
+"""Placeholders of ``AGENTLINK_DROPBOX_PATH_TEMPLATE`` (see the README's Dropbox section)."""
+_DROPBOX_UNIQUE_FIELDS = frozenset({"path", "filename", "job8"})
 
 
 def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
@@ -59,6 +69,12 @@ def _choice(env: Mapping[str, str], name: str, default: T, choices: tuple[T, ...
     raise ConfigurationError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
 
 
+def _dropbox_folder(raw: str) -> str:
+    """``"AgentLink/"`` -> ``"/AgentLink"``; the root folder is ``""``."""
+    folder = raw.strip() or "/AgentLink"
+    return "/" + folder.strip("/") if folder.strip("/") else ""
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """AgentLink's configuration; see the README for what each variable does."""
@@ -69,6 +85,16 @@ class Settings:
     storage: StorageKind = "local"
     output_dir: Path = Path("reports")
     dropbox_folder: str = "/AgentLink"
+    dropbox_app_key: str = ""
+    # Secrets stay out of repr(), so logging the settings never prints them.
+    dropbox_app_secret: str = field(default="", repr=False)
+    dropbox_refresh_token: str = field(default="", repr=False)
+    dropbox_access_token: str = field(default="", repr=False)
+    dropbox_path_template: str = "{path}"
+    dropbox_session_threshold_bytes: int = 100 * MIB
+    dropbox_timeout_s: float = 60.0
+    dropbox_max_retries: int = 2
+    dropbox_max_rate_limit_retries: int = 1
     sales_csv: Path | None = None
     lease_s: float = 15.0
     max_deliveries: int = 5
@@ -79,6 +105,7 @@ class Settings:
     render_max_jobs: int = 100
     render_max_rss_mb: int = 400
     shutdown_grace_s: float = 30.0
+    storage_recheck_s: float = 30.0
     block_ms: int = 2000
     job_ttl_s: int = 7 * 24 * 3600
     retention_s: int = 24 * 3600
@@ -106,7 +133,19 @@ class Settings:
             api_keys=keys,
             storage=_choice(env, "AGENTLINK_STORAGE", "local", ("local", "dropbox")),
             output_dir=Path(env.get("AGENTLINK_OUTPUT_DIR", "").strip() or "reports"),
-            dropbox_folder=env.get("AGENTLINK_DROPBOX_FOLDER", "").strip() or "/AgentLink",
+            dropbox_folder=_dropbox_folder(env.get("AGENTLINK_DROPBOX_FOLDER", "")),
+            dropbox_app_key=env.get("DROPBOX_APP_KEY", "").strip(),
+            dropbox_app_secret=env.get("DROPBOX_APP_SECRET", "").strip(),
+            dropbox_refresh_token=env.get("DROPBOX_REFRESH_TOKEN", "").strip(),
+            dropbox_access_token=env.get("DROPBOX_ACCESS_TOKEN", "").strip(),
+            dropbox_path_template=env.get("AGENTLINK_DROPBOX_PATH_TEMPLATE", "").strip()
+            or "{path}",
+            dropbox_session_threshold_bytes=_int(
+                env, "AGENTLINK_DROPBOX_SESSION_THRESHOLD_BYTES", 100 * MIB, minimum=1
+            ),
+            dropbox_timeout_s=_float(env, "AGENTLINK_DROPBOX_TIMEOUT_S", 60.0, minimum=1.0),
+            dropbox_max_retries=_int(env, "AGENTLINK_DROPBOX_MAX_RETRIES", 2),
+            dropbox_max_rate_limit_retries=_int(env, "AGENTLINK_DROPBOX_MAX_RATE_LIMIT_RETRIES", 1),
             sales_csv=Path(sales_csv) if sales_csv else None,
             lease_s=_float(env, "AGENTLINK_LEASE_S", 15.0, minimum=1.0),
             max_deliveries=_int(env, "AGENTLINK_MAX_DELIVERIES", 5, minimum=1),
@@ -117,6 +156,7 @@ class Settings:
             render_max_jobs=_int(env, "AGENTLINK_RENDER_MAX_JOBS", 100, minimum=1),
             render_max_rss_mb=_int(env, "AGENTLINK_RENDER_MAX_RSS_MB", 400, minimum=64),
             shutdown_grace_s=_float(env, "AGENTLINK_SHUTDOWN_GRACE_S", 30.0),
+            storage_recheck_s=_float(env, "AGENTLINK_STORAGE_RECHECK_S", 30.0, minimum=0.1),
             block_ms=_int(env, "AGENTLINK_BLOCK_MS", 2000, minimum=10),
             job_ttl_s=_int(env, "AGENTLINK_JOB_TTL_S", 7 * 24 * 3600, minimum=60),
             retention_s=_int(env, "AGENTLINK_RETENTION_S", 24 * 3600),
@@ -131,7 +171,63 @@ class Settings:
             raise ConfigurationError(
                 "AGENTLINK_RETRY_MAX_S must not be below AGENTLINK_RETRY_BASE_S"
             )
+        if settings.storage == "dropbox":
+            settings.require_dropbox(env)
         return settings
+
+    def require_dropbox(self, env: Mapping[str, str] | None = None) -> None:
+        """``ConfigurationError`` naming the variable if the Dropbox settings cannot work.
+
+        ``from_env`` calls it when ``AGENTLINK_STORAGE=dropbox``; ``agentlink dropbox check``
+        calls it whatever the storage, so credentials can be tried before switching.
+        """
+        env = os.environ if env is None else env
+        if self.dropbox_refresh_token and self.dropbox_access_token:
+            raise ConfigurationError(
+                "set DROPBOX_REFRESH_TOKEN or DROPBOX_ACCESS_TOKEN, not both "
+                "(a refresh token is what a long-running server wants)"
+            )
+        if self.dropbox_refresh_token and not self.dropbox_app_key:
+            raise ConfigurationError(
+                "DROPBOX_REFRESH_TOKEN needs DROPBOX_APP_KEY (and DROPBOX_APP_SECRET, unless "
+                "the token was obtained with PKCE): the app key refreshes access tokens"
+            )
+        if self.dropbox_app_secret and not self.dropbox_app_key:
+            raise ConfigurationError("DROPBOX_APP_SECRET is set but DROPBOX_APP_KEY is not")
+        if not (self.dropbox_refresh_token or self.dropbox_access_token):
+            raise ConfigurationError(
+                "AGENTLINK_STORAGE=dropbox needs DROPBOX_REFRESH_TOKEN (with DROPBOX_APP_KEY "
+                "and DROPBOX_APP_SECRET) or DROPBOX_ACCESS_TOKEN; see the README's Dropbox section"
+            )
+        folder = self.dropbox_folder
+        if "//" in folder or any(part in {".", ".."} for part in folder.split("/")):
+            raise ConfigurationError(
+                f"AGENTLINK_DROPBOX_FOLDER={folder!r} is not a Dropbox folder path "
+                "(like /AgentLink or /Reports/AgentLink)"
+            )
+        _check_template(self.dropbox_path_template)
+        if self.dropbox_session_threshold_bytes > DROPBOX_UPLOAD_LIMIT_BYTES:
+            raise ConfigurationError(
+                "AGENTLINK_DROPBOX_SESSION_THRESHOLD_BYTES must be at most "
+                f"{DROPBOX_UPLOAD_LIMIT_BYTES} (150 MiB, Dropbox's single-upload limit)"
+            )
+        for name, value in (
+            ("AGENTLINK_DROPBOX_MAX_RETRIES", self.dropbox_max_retries),
+            ("AGENTLINK_DROPBOX_MAX_RATE_LIMIT_RETRIES", self.dropbox_max_rate_limit_retries),
+        ):
+            if value > 10:
+                raise ConfigurationError(
+                    f"{name} must be at most 10 (the SDK retries inside one attempt; the "
+                    f"consumer's own back-off handles the rest), got {value}"
+                )
+        for name in ("DROPBOX_API_HOST", "DROPBOX_API_CONTENT_HOST"):
+            if name in env and not env[name].strip():
+                raise ConfigurationError(f"{name} is set but empty; unset it to use Dropbox itself")
+
+    @property
+    def dropbox_auth(self) -> str:
+        """How AgentLink signs in to Dropbox, for messages: which variable holds the token."""
+        return "DROPBOX_REFRESH_TOKEN" if self.dropbox_refresh_token else "DROPBOX_ACCESS_TOKEN"
 
     @property
     def lease_ms(self) -> int:
@@ -142,3 +238,32 @@ class Settings:
     def renew_every_s(self) -> float:
         """How often a consumer renews its lease: a third of it, so two renewals may fail."""
         return self.lease_s / 3
+
+
+def _check_template(template: str) -> None:
+    """``AGENTLINK_DROPBOX_PATH_TEMPLATE`` names known fields and one unique to the job."""
+    try:
+        fields = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+    except ValueError as exc:
+        raise ConfigurationError(
+            f"AGENTLINK_DROPBOX_PATH_TEMPLATE={template!r} is not a valid template: {exc}"
+        ) from None
+    unknown = ", ".join("{" + name + "}" for name in sorted(fields - DROPBOX_TEMPLATE_FIELDS))
+    if unknown:
+        known = ", ".join("{" + name + "}" for name in sorted(DROPBOX_TEMPLATE_FIELDS))
+        raise ConfigurationError(
+            f"AGENTLINK_DROPBOX_PATH_TEMPLATE={template!r} uses unknown fields {unknown}; "
+            f"known: {known}"
+        )
+    try:
+        template.format(**dict.fromkeys(DROPBOX_TEMPLATE_FIELDS, "x"))
+    except (ValueError, IndexError) as exc:
+        raise ConfigurationError(
+            f"AGENTLINK_DROPBOX_PATH_TEMPLATE={template!r} is not a valid template: {exc}"
+        ) from None
+    if not fields & _DROPBOX_UNIQUE_FIELDS:
+        # Without a per-job part, two reports would overwrite each other.
+        raise ConfigurationError(
+            f"AGENTLINK_DROPBOX_PATH_TEMPLATE={template!r} must contain {{job8}}, "
+            "{filename} or {path}, so that every job gets its own file"
+        )

@@ -24,8 +24,21 @@ from typing import TypeVar
 import structlog
 
 from agentlink import metrics
-from agentlink.errors import InvalidJobError, PermanentJobError, ServiceUnavailableError
-from agentlink.jobs import ReportSpec, Status, decode_entry, new_job_fields, result_fields
+from agentlink.errors import (
+    InvalidJobError,
+    PermanentJobError,
+    ServiceUnavailableError,
+    StorageConfigError,
+    TransientJobError,
+)
+from agentlink.jobs import (
+    JobResult,
+    ReportSpec,
+    Status,
+    decode_entry,
+    new_job_fields,
+    result_fields,
+)
 from agentlink.settings import Settings
 from agentlink.storage import Storage, report_path
 from agentlink.streams import entry_time_s, now_iso
@@ -201,7 +214,7 @@ class ReportJob:
             job_id=job_id,
         )
         upload_started = time.monotonic()
-        result = self.storage.save(path, report.pdf)
+        result = self._save(job_id, path, report.pdf)
         result.pages = report.pages
         metrics.UPLOAD_SECONDS.labels(storage=result.storage).observe(
             time.monotonic() - upload_started
@@ -283,6 +296,46 @@ class ReportJob:
         log.warning("report.handed_back", reason=why, immediate=handed)
 
     # -- helpers ---------------------------------------------------------------------------------
+
+    def _save(self, job_id: str, path: str, pdf: bytes) -> JobResult:
+        """Store the PDF; while the storage rejects our configuration, hold the job and wait."""
+        while True:
+            try:
+                return self.storage.save(path, pdf)
+            except StorageConfigError as exc:
+                self._wait_for_storage(job_id, exc)
+
+    def _wait_for_storage(self, job_id: str, error: StorageConfigError) -> None:
+        """Not the job's fault: keep it (lease renewed, nothing failed), take no new job,
+        and re-check the storage every AGENTLINK_STORAGE_RECHECK_S until it works again."""
+        metrics.STORAGE_PAUSED.set(1)
+        self.lease.state = "paused: storage misconfigured"
+        self._persist(
+            lambda: self.queue.update_job(
+                job_id, status=Status.RETRYING.value, error=f"waiting for the storage: {error}"
+            )
+        )
+        try:
+            while True:
+                log.error(
+                    "storage.misconfigured",
+                    error=str(error),
+                    recheck_in_s=self.settings.storage_recheck_s,
+                    hint="fix the storage credentials or settings; jobs stay queued meanwhile",
+                )
+                self._wait(self.settings.storage_recheck_s)
+                try:
+                    self.storage.check()
+                except StorageConfigError as exc:
+                    error = exc
+                    continue
+                except TransientJobError:
+                    pass  # reachable but unwell: let the upload's own error handling decide
+                log.info("storage.recovered")
+                return
+        finally:
+            metrics.STORAGE_PAUSED.set(0)
+            self.lease.state = ""
 
     def _persist(self, op: Callable[[], T]) -> T:
         """Run a Redis write, retrying through an outage until it lands or we must stop."""

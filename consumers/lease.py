@@ -41,6 +41,7 @@ class LeaseKeeper:
         self._job_id = ""
         self._lost = threading.Event()
         self.deleted = False
+        self.state = ""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="lease-keeper", daemon=True)
         self.renewals = 0
@@ -106,7 +107,12 @@ class LeaseKeeper:
             job_id, entry_id = self._job_id, self._entry_id or ""
         try:
             return self.queue.heartbeat(
-                self.token, self.lease_ms, job=job_id, entry=entry_id, beat_at=now_iso()
+                self.token,
+                self.lease_ms,
+                job=job_id,
+                entry=entry_id,
+                state=self.state or ("busy" if job_id else "idle"),
+                beat_at=now_iso(),
             )
         except ServiceUnavailableError as exc:
             log.warning("consumer.heartbeat_failed", error=str(exc))

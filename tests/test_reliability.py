@@ -184,7 +184,7 @@ class TestReclaim:
         settings: Settings,
         processes: Processes,
     ) -> None:
-        """An entry deleted mid-render is noticed by the lease renewal: the job fails 'entry lost'."""
+        """An entry deleted mid-render is noticed by the lease renewal: job fails 'entry lost'."""
         stalled_consumer(processes, settings)
         job_id = submit(client)
         job = wait_status(r, job_id, "processing")

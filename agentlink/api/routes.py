@@ -12,7 +12,7 @@ from litestar import Request, Response, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import FromPath
-from litestar.response import File
+from litestar.response import File, Redirect
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from agentlink import metrics
@@ -163,12 +163,33 @@ async def job_status(
     media_type="application/pdf",
     guards=[require_api_key],
 )
-async def job_pdf(job_id: FromPath[str], store: NamedDependency[JobStore], state: State) -> File:
-    """The finished PDF (404 if the job is unknown, 409 while it is not completed)."""
+async def job_pdf(
+    job_id: FromPath[str], store: NamedDependency[JobStore], state: State
+) -> File | Redirect:
+    """The finished PDF (404 if the job is unknown, 409 while it is not completed).
+
+    A report stored in Dropbox is served by Dropbox: a redirect to its shared link, with
+    ``dl=1`` so that the link yields the file rather than Dropbox's preview page.
+    """
     record = await store.get(job_id)
     if record.status != Status.COMPLETED or record.result is None:
         raise ApiError(
             409, f"job {job_id} is {record.status.value}; the PDF exists once it is completed"
+        )
+    if record.result.storage == "dropbox":
+        if not record.result.url:
+            raise ApiError(404, f"the PDF of job {job_id} is in Dropbox but has no shared link")
+        link = urllib.parse.urlsplit(record.result.url)
+        query = [
+            (key, value)
+            for key, value in urllib.parse.parse_qsl(link.query, keep_blank_values=True)
+            if key != "dl"
+        ]
+        query.append(("dl", "1"))
+        return Redirect(
+            urllib.parse.urlunsplit(link._replace(query=urllib.parse.urlencode(query))),
+            status_code=302,
+            media_type="text/plain",  # not the handler's application/pdf: the body is empty
         )
     local: LocalStorage = state.local_storage
     try:

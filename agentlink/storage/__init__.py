@@ -43,12 +43,12 @@ class Storage(Protocol):
 
 
 def create_storage(settings: Settings) -> Storage:
-    """The storage the settings select."""
-    from agentlink.errors import ConfigurationError
-    from agentlink.storage.local import LocalStorage
-
+    """The storage the settings select (one per process: the Dropbox one holds the client)."""
     if settings.storage == "local":
+        from agentlink.storage.local import LocalStorage
+
         return LocalStorage(settings.output_dir)
-    raise ConfigurationError(
-        f"AGENTLINK_STORAGE={settings.storage!r} is not available in this build; use 'local'"
-    )
+    # Imported here: the SDK reads DROPBOX_API_HOST at import, and local runs need none of it.
+    from agentlink.storage.dropbox import DropboxStorage
+
+    return DropboxStorage.from_settings(settings)
