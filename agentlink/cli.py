@@ -50,6 +50,16 @@ def _parser() -> argparse.ArgumentParser:
     purge = dlq_sub.add_parser("purge", help="delete every dead letter")
     purge.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
+    inspect = sub.add_parser(
+        "inspect", help="the queue at a glance: backlog, pending, consumers, dead letters"
+    )
+    inspect.add_argument("--json", action="store_true", help="print one JSON object")
+    inspect.add_argument(
+        "--pending", type=int, default=20, help="list at most this many pending entries (20)"
+    )
+    job = sub.add_parser("job", help="one job's status record, as JSON")
+    job.add_argument("job_id", help="the job id (from the 202 answer or `agentlink inspect`)")
+
     dropbox = sub.add_parser("dropbox", help="Dropbox storage: check credentials and folder")
     dropbox_sub = dropbox.add_subparsers(dest="dropbox_command", required=True, metavar="ACTION")
     dropbox_sub.add_parser(
@@ -79,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
             from agentlink.demo import run_demo
 
             return run_demo(settings)
+        if args.command in {"inspect", "job"}:
+            return _inspect(settings, args)
         return _dlq(settings, args)
     except AgentLinkError as exc:
         print(f"agentlink: {exc}", file=sys.stderr)
@@ -98,6 +110,31 @@ def _api(settings: Settings, host: str, port: int) -> int:
             "api.no_api_keys", host=host, hint="set AGENTLINK_API_KEYS before exposing the API"
         )
     uvicorn.run(create_app(settings), host=host, port=port, log_config=None, proxy_headers=True)
+    return 0
+
+
+def _inspect(settings: Settings, args: argparse.Namespace) -> int:
+    import redis
+
+    from agentlink.inspect import render, snapshot
+    from agentlink.jobs import record_from_hash
+    from agentlink.streams import Keys
+
+    client = redis.Redis.from_url(settings.redis_url, decode_responses=True, socket_timeout=10)
+    keys = Keys(settings.key_prefix)
+    try:
+        if args.command == "job":
+            fields: dict[str, str] = client.hgetall(keys.job(args.job_id))  # type: ignore[assignment]
+            if not fields.get("status"):
+                print(f"agentlink: no job {args.job_id} (unknown or expired)", file=sys.stderr)
+                return 1
+            print(msgspec.json.format(msgspec.json.encode(record_from_hash(fields))).decode())
+            return 0
+        snap = snapshot(client, keys, lease_s=settings.lease_s, pending_limit=args.pending)
+    except redis.exceptions.ConnectionError as exc:
+        print(f"agentlink: Redis unreachable at {settings.redis_url}: {exc}", file=sys.stderr)
+        return 2
+    print(msgspec.json.encode(snap).decode() if args.json else render(snap))
     return 0
 
 
