@@ -1,0 +1,461 @@
+"""``make chaos``: submit hundreds of jobs while killing consumers and Redis; count the damage.
+
+The run, all on 127.0.0.1 with processes of its own (nothing shared with a running setup):
+
+- a private redis-server (AOF, ``appendfsync everysec`` as in production, or ``always``
+  with ``--fsync always``), ``agentlink api`` and ``--workers`` consumer slots, each
+  ``python -m bench.chaos_consumer --slot N``: the real consumer with a storage that fails
+  ``--storage-failure-rate`` of its saves and records every save;
+- ``--jobs`` reports POSTed over HTTP, spread over ``--duration`` seconds, retried on
+  connection errors and 5xx as Make does;
+- meanwhile a consumer is ``kill -9``-ed every few seconds (``--kill-every-s`` on average)
+  and restarted under the same name, and Redis is ``kill -9``-ed ``--redis-kills`` times and
+  restarted from its AOF on the same port and folder;
+- then the faults stop and the run waits for the queue to drain, and prints what was lost,
+  what was duplicated, how long reclaiming a killed consumer's job took, and a verdict line
+  ``lost=0 duplicated=0``. The exit code is 1 if any job was lost, 2 if fewer than 90 % of
+  the jobs could be submitted at all (a broken API must not pass for a clean run).
+
+It takes about ``--duration`` plus the drain (a few minutes with the defaults).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import redis
+import redis.exceptions
+
+from agentlink.devredis import RedisServer, free_port
+from agentlink.streams import Keys
+from bench.chaos_report import (
+    ChaosRun,
+    ConsumerKill,
+    RedisKill,
+    log_starts,
+    read_saves,
+    reclaims,
+    render,
+)
+from bench.chaos_watch import JobMonitor, Submission, Submitter
+from bench.harness import (
+    Api,
+    Processes,
+    clean_env,
+    interrupt_on_sigterm,
+    sample_suburbs,
+    uninterrupted,
+    wait_for_health,
+)
+
+CONSUMER_NAME = "chaos"
+
+
+class Cluster:
+    """Redis, the API and the consumer slots of one chaos run, and the faults done to them."""
+
+    def __init__(self, work: Path, args: argparse.Namespace) -> None:
+        self.work = work
+        self.args = args
+        self.keys = Keys()
+        self.processes = Processes(work)
+        self.server = RedisServer(work / "redis")
+        self.consumers: dict[int, subprocess.Popen[bytes]] = {}
+        self.incarnations: dict[int, int] = {}
+        self.restart_at: dict[int, float] = {}
+        self.unexpected_exits: list[tuple[int, int | None]] = []
+        self.saves_file = work / "saves.jsonl"
+        self.output_dir = work / "reports"
+        self.api: Api | None = None
+        self.env: dict[str, str] = {}
+
+    @property
+    def slots(self) -> range:
+        """The consumer slot numbers."""
+        return range(1, self.args.workers + 1)
+
+    def log_files(self) -> list[Path]:
+        """Every consumer slot's JSON log."""
+        return [self.work / f"consumer-{slot}.jsonl" for slot in self.slots]
+
+    def client(self) -> Any:
+        """A short-lived Redis client with short timeouts."""
+        return redis.Redis.from_url(
+            self.server.url, decode_responses=True, socket_timeout=5, socket_connect_timeout=2
+        )
+
+    def start(self) -> None:
+        """Start Redis, the API and every consumer slot."""
+        self._start_redis()
+        self.env = clean_env(
+            REDIS_URL=self.server.url,
+            AGENTLINK_OUTPUT_DIR=str(self.output_dir),
+            AGENTLINK_CONSUMER_NAME=CONSUMER_NAME,
+            AGENTLINK_LEASE_S=str(self.args.lease_s),
+            AGENTLINK_LOG_FORMAT="json",
+            # The run measures durability, not the API's per-caller rate limit (one
+            # client here sends ~3 requests/s); --rate-limit turns it back on.
+            AGENTLINK_RATE_LIMIT=str(self.args.rate_limit),
+        )
+        port = free_port()
+        self.api = Api(
+            self.processes.start(
+                ["-m", "agentlink", "api", "--port", str(port)],
+                {**self.env, "AGENTLINK_LOG_LEVEL": "warning"},
+                "api.log",
+            ),
+            port,
+        )
+        for slot in self.slots:
+            self.start_consumer(slot)
+
+    def _start_redis(self) -> None:
+        self.server.start(timeout_s=60)
+        if self.args.fsync == "always":
+            # RedisServer starts with everysec; the setting lives in memory, so set it
+            # again after every restart.
+            with self.client() as client:
+                client.config_set("appendfsync", "always")
+
+    def start_consumer(self, slot: int) -> None:
+        """Start (or restart) the consumer of ``slot`` under its stable name."""
+        incarnation = self.incarnations.get(slot, -1) + 1
+        self.incarnations[slot] = incarnation
+        self.consumers[slot] = self.processes.start(
+            [
+                "-m",
+                "bench.chaos_consumer",
+                "--slot",
+                str(slot),
+                "--saves-file",
+                str(self.saves_file),
+                "--log-file",
+                str(self.work / f"consumer-{slot}.jsonl"),
+                "--failure-rate",
+                str(self.args.storage_failure_rate),
+                "--seed",
+                str(self.args.seed),
+                "--incarnation",
+                str(incarnation),
+            ],
+            self.env,
+            f"consumer-{slot}.out",
+        )
+        self.restart_at.pop(slot, None)
+
+    def revive(self) -> None:
+        """Restart killed slots whose delay is over, and any consumer that exited by itself."""
+        now = time.monotonic()
+        for slot, process in self.consumers.items():
+            if process.poll() is None:
+                continue
+            if slot not in self.restart_at:  # not killed by us
+                self.unexpected_exits.append((slot, process.returncode))
+                self.restart_at[slot] = now
+            if now >= self.restart_at[slot]:
+                self.start_consumer(slot)
+
+    def kill_consumer(self, slot: int, monitor: JobMonitor) -> ConsumerKill:
+        """``kill -9`` the consumer of ``slot`` (not its render child); restart it later."""
+        name = f"{CONSUMER_NAME}-{slot}"
+        jobs = monitor.in_progress_on(name)
+        pel: dict[str, int] | None = None
+        try:
+            with self.client() as client:
+                current = client.hget(self.keys.consumer(name), "job")
+                rows = client.xpending_range(
+                    self.keys.stream, self.keys.group, "-", "+", 100, consumername=name
+                )
+                owners = (
+                    client.hmget(self.keys.index, [r["message_id"] for r in rows]) if rows else []
+                )
+            if current:
+                jobs.add(current)
+            pel = {
+                job_id: int(row["time_since_delivered"])
+                for row, job_id in zip(rows, owners, strict=True)
+                if job_id
+            }
+            jobs |= set(pel)
+        except redis.exceptions.RedisError:
+            pass
+        process = self.consumers[slot]
+        process.kill()
+        killed_at = time.time()
+        process.wait(10)
+        self.restart_at[slot] = time.monotonic() + self.args.restart_delay_s
+        return ConsumerKill(slot, name, killed_at, jobs, pel)
+
+    def kill_redis(self, acked: list[str], completed: set[str]) -> RedisKill:
+        """``kill -9`` Redis, wait, restart it from its AOF and check what survived."""
+        started = time.monotonic()
+        self.server.kill()
+        killed_at = time.time()
+        time.sleep(self.args.redis_down_s)
+        self._start_redis()
+        down_s = time.monotonic() - started
+        with self.client() as client:
+            pipe = client.pipeline(transaction=False)
+            for job_id in acked:
+                pipe.exists(self.keys.job(job_id))
+            for job_id in completed:
+                pipe.hget(self.keys.job(job_id), "status")
+            replies = pipe.execute()
+        exists, status = replies[: len(acked)], replies[len(acked) :]
+        return RedisKill(
+            at=killed_at,
+            down_s=down_s,
+            acked_before=len(acked),
+            missing_after=[j for j, e in zip(acked, exists, strict=True) if not e],
+            completed_before=len(completed),
+            regressed=[j for j, s in zip(completed, status, strict=True) if s != "completed"],
+        )
+
+    def final_state(self, job_ids: list[str]) -> tuple[dict[str, Any], dict[str, Any], int, int]:
+        """Job hashes of ``job_ids``, hashes of jobs nobody got a 202 for, dead letters, pending."""
+        known = set(job_ids)
+        with self.client() as client:
+            pipe = client.pipeline(transaction=False)
+            for job_id in job_ids:
+                pipe.hgetall(self.keys.job(job_id))
+            final = dict(zip(job_ids, pipe.execute(), strict=True))
+            prefix = self.keys.job("")
+            orphan_ids = [
+                key.removeprefix(prefix)
+                for key in client.scan_iter(match=f"{prefix}*", count=1000)
+                if key.removeprefix(prefix) not in known
+            ]
+            orphans = {j: client.hgetall(self.keys.job(j)) for j in orphan_ids}
+            dead = int(client.xlen(self.keys.dead))
+            pending = int(client.xpending(self.keys.stream, self.keys.group)["pending"])
+        return final, orphans, dead, pending
+
+    def stop(self) -> None:
+        """Stop every process of the run."""
+        self.processes.stop_all()
+        self.server.stop()
+
+
+def plan_jobs(n: int, rng: random.Random) -> list[Submission]:
+    """``n`` submissions: random suburbs of the sample data, random kinds."""
+    suburbs = sample_suburbs()
+    plan = []
+    for i in range(n):
+        suburb, state, _ = rng.choice(suburbs)
+        plan.append(Submission(i, rng.choice(("agents", "agency")), suburb, state))
+    return plan
+
+
+def _faults(
+    cluster: Cluster, monitor: JobMonitor, submitter: Submitter, rng: random.Random
+) -> tuple[list[ConsumerKill], list[RedisKill]]:
+    """Kill consumers and Redis for ``--duration`` seconds."""
+    args = cluster.args
+    t0 = time.monotonic()
+    redis_at = [
+        t0 + args.duration * k / (args.redis_kills + 1) for k in range(1, args.redis_kills + 1)
+    ]
+    next_kill = t0 + rng.uniform(0.5, 1.5) * args.kill_every_s
+    next_progress = t0 + 15
+    consumer_kills: list[ConsumerKill] = []
+    redis_kills: list[RedisKill] = []
+    while time.monotonic() - t0 < args.duration:
+        cluster.revive()
+        now = time.monotonic()
+        if redis_at and now >= redis_at[0]:
+            redis_at.pop(0)
+            kill = cluster.kill_redis(submitter.accepted_ids(), monitor.completed_ids())
+            redis_kills.append(kill)
+            print(
+                f"  {now - t0:6.1f} s  redis kill -9 #{len(redis_kills)}: back after "
+                f"{kill.down_s:.1f} s; acked jobs missing {len(kill.missing_after)}/"
+                f"{kill.acked_before}",
+                flush=True,
+            )
+        elif now >= next_kill:
+            next_kill = now + rng.uniform(0.5, 1.5) * args.kill_every_s
+            running = [s for s, p in cluster.consumers.items() if p.poll() is None]
+            if running:
+                kill_c = cluster.kill_consumer(rng.choice(running), monitor)
+                consumer_kills.append(kill_c)
+        if now >= next_progress:
+            next_progress = now + 15
+            print(
+                f"  {now - t0:6.1f} s  consumer kills {len(consumer_kills)}, "
+                f"submitted {len(submitter.accepted_ids())}, "
+                f"completed {len(monitor.completed_ids())}",
+                flush=True,
+            )
+        time.sleep(0.1)
+    return consumer_kills, redis_kills
+
+
+def _write_details(path: Path, result: ChaosRun) -> None:
+    """The raw observations behind the printed figures, for a closer look (``--keep``)."""
+    details = {
+        "settings": result.settings,
+        "consumer_kills": [
+            dataclasses.asdict(k) | {"jobs": sorted(k.jobs)} for k in result.consumer_kills
+        ],
+        "redis_kills": [dataclasses.asdict(k) for k in result.redis_kills],
+        "reclaims": reclaims(result, float(result.settings["lease_s"])).details,
+        "unexpected_exits": result.unexpected_exits,
+        "submissions": [dataclasses.asdict(s) for s in result.submissions],
+        "orphans": result.orphans,
+    }
+    path.write_text(json.dumps(details, indent=1, default=str))
+
+
+def run(args: argparse.Namespace) -> int:
+    """One chaos run; returns the exit code."""
+    rng = random.Random(args.seed)
+    work = Path(tempfile.mkdtemp(prefix="agentlink-chaos-"))
+    cluster = Cluster(work, args)
+    monitor: JobMonitor | None = None
+    submitter: Submitter | None = None
+    try:
+        cluster.start()
+        assert cluster.api is not None
+        with httpx.Client(base_url=cluster.api.base_url, timeout=10) as client:
+            wait_for_health(client, cluster.api)
+        monitor = JobMonitor(cluster.server.url, cluster.keys)
+        monitor.start()
+        plan = plan_jobs(args.jobs, rng)
+        submitter = Submitter(
+            cluster.api.base_url, plan, window_s=args.duration * 0.9, on_accepted=monitor.add
+        )
+        started_at = time.time()
+        print(
+            f"chaos: {args.jobs} jobs over {args.duration:g} s, {args.workers} consumers, "
+            f"lease {args.lease_s:g} s, fsync {args.fsync}; work folder {work}",
+            flush=True,
+        )
+        submitter.start()
+        consumer_kills, redis_kills = _faults(cluster, monitor, submitter, rng)
+        faults_end_at = time.time()
+        print("  faults stopped; waiting for the submissions and the drain …", flush=True)
+        for slot in cluster.restart_at:  # restart killed slots now
+            cluster.restart_at[slot] = 0.0
+        deadline = time.monotonic() + args.drain_timeout_s
+        while time.monotonic() < deadline:
+            cluster.revive()
+            if submitter.done() and monitor.unfinished(submitter.accepted_ids()) == 0:
+                break
+            time.sleep(0.5)
+        drain_timed_out = time.monotonic() >= deadline
+        submitter.close()
+        monitor.poll()
+        monitor.stop()
+        for job_id, starts in log_starts(cluster.log_files()).items():
+            if job_id in monitor.tracks:
+                for start in starts:
+                    monitor.tracks[job_id].add_start(start)
+        accepted = submitter.accepted_ids()
+        final, orphans, dead, pending = cluster.final_state(accepted)
+        result = ChaosRun(
+            settings={
+                "jobs": args.jobs,
+                "duration_s": args.duration,
+                "workers": args.workers,
+                "lease_s": args.lease_s,
+                "fsync": args.fsync,
+                "storage_failure_rate": args.storage_failure_rate,
+                "kill_every_s": args.kill_every_s,
+                "redis_kills": args.redis_kills,
+                "rate_limit": args.rate_limit,
+                "seed": args.seed,
+            },
+            submissions=plan,
+            tracks=monitor.tracks,
+            final=final,
+            orphans=orphans,
+            saves=read_saves(cluster.saves_file),
+            consumer_kills=consumer_kills,
+            redis_kills=redis_kills,
+            unexpected_exits=cluster.unexpected_exits,
+            output_dir=cluster.output_dir,
+            started_at=started_at,
+            faults_end_at=faults_end_at,
+            drain_timed_out=drain_timed_out,
+            dead_letters=dead,
+            pending_at_end=pending,
+            notes=[f"monitor rounds skipped while Redis was down: {monitor.blind_rounds}"],
+        )
+        _write_details(work / "chaos-details.json", result)
+        text, lost, _duplicated = render(result)
+        print()
+        print(f"AgentLink chaos run — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+        print(text)
+        if lost:
+            return 1
+        if len(accepted) < 0.9 * len(plan):
+            # Nothing lost, but nothing much tested either: a broken API must not pass.
+            print(f"INVALID RUN: only {len(accepted)}/{len(plan)} jobs were submitted")
+            return 2
+        return 0
+    except KeyboardInterrupt:
+        print("\ninterrupted; everything started was stopped", file=sys.stderr)
+        return 130
+    finally:
+        with uninterrupted():
+            if submitter is not None:
+                submitter.close()
+            if monitor is not None and monitor.is_alive():
+                monitor.stop()
+            cluster.stop()
+            if args.keep:
+                print(f"work folder kept: {work}")
+            else:
+                shutil.rmtree(work, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the options and run."""
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.chaos",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--jobs", type=int, default=500, help="jobs to submit (500)")
+    parser.add_argument("--duration", type=float, default=180, help="seconds of faults (180)")
+    parser.add_argument("--workers", type=int, default=3, help="consumer slots (3)")
+    parser.add_argument("--lease-s", type=float, default=15, help="AGENTLINK_LEASE_S (15)")
+    parser.add_argument("--seed", type=int, default=1, help="seed of every random choice (1)")
+    parser.add_argument("--kill-every-s", type=float, default=6, help="mean consumer kill gap (6)")
+    parser.add_argument("--restart-delay-s", type=float, default=1, help="kill → restart (1)")
+    parser.add_argument("--redis-kills", type=int, default=2, help="Redis kill -9 count (2)")
+    parser.add_argument("--redis-down-s", type=float, default=2, help="Redis downtime (2)")
+    parser.add_argument(
+        "--storage-failure-rate", type=float, default=0.2, help="share of saves failing (0.2)"
+    )
+    parser.add_argument(
+        "--fsync", choices=("everysec", "always"), default="everysec", help="appendfsync"
+    )
+    parser.add_argument(
+        "--drain-timeout-s", type=float, default=900, help="wait for the drain (900)"
+    )
+    parser.add_argument(
+        "--rate-limit", type=int, default=0, help="AGENTLINK_RATE_LIMIT of the API (0: off)"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the work folder and its logs")
+    args = parser.parse_args(argv)
+    if args.workers < 1 or args.jobs < 1 or args.duration <= 0:
+        parser.error("--workers, --jobs and --duration must be positive")
+    interrupt_on_sigterm()
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
