@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format bench chaos clean
+.PHONY: demo test lint format bench chaos image-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ bench: $(STAMP)  ## render and throughput benchmarks (minutes; not part of make 
 
 chaos: $(STAMP)  ## kill -9 workers and Redis under load, count lost and duplicated jobs
 	$(BIN)/python -m bench.chaos
+
+image-check:  ## ops/Dockerfile's install steps in a fresh venv, then imports and a render (~30 s, PyPI)
+	$(PYTHON) ops/image_check.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache reports

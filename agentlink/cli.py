@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import sys
 from typing import TYPE_CHECKING
@@ -29,6 +30,12 @@ def _parser() -> argparse.ArgumentParser:
     api = sub.add_parser("api", help="serve the HTTP API")
     api.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     api.add_argument("--port", type=int, default=8000, help="port to bind (default 8000)")
+    api.add_argument(
+        "--allow-no-auth",
+        action="store_true",
+        help="serve a non-loopback address without AGENTLINK_API_KEYS (anyone may submit); "
+        "same as AGENTLINK_ALLOW_NO_AUTH=true",
+    )
 
     worker = sub.add_parser("worker", help="run consumer processes that render the reports")
     worker.add_argument("--concurrency", type=int, default=1, help="consumer processes (default 1)")
@@ -36,6 +43,14 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "demo",
         help="start Redis (if needed), the API and two consumers; make two reports for Manly NSW",
+    )
+
+    callbacks = sub.add_parser(
+        "callbacks",
+        help="deliver finished jobs' callbacks (every worker process does this too)",
+    )
+    callbacks.add_argument(
+        "--slot", type=int, default=1, help="runs as <AGENTLINK_CONSUMER_NAME>-notifier-<slot>"
     )
 
     dlq = sub.add_parser("dlq", help="list, replay or purge dead letters")
@@ -78,7 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
         if args.command == "api":
-            return _api(settings, args.host, args.port)
+            return _api(settings, args.host, args.port, allow_no_auth=args.allow_no_auth)
+        if args.command == "callbacks":
+            cmd = [sys.executable, "-m", "consumers.callbacks", "--slot", str(args.slot)]
+            os.execv(sys.executable, cmd)  # noqa: S606 - replaces this process, no shell
         if args.command == "worker":
             if args.concurrency < 1:
                 raise ConfigurationError("--concurrency must be at least 1")
@@ -97,19 +115,47 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def _api(settings: Settings, host: str, port: int) -> int:
+def _is_loopback(host: str) -> bool:
+    if host in _LOOPBACK:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _api(settings: Settings, host: str, port: int, *, allow_no_auth: bool = False) -> int:
     import structlog
     import uvicorn
 
     from agentlink.api import create_app
     from agentlink.logging import configure_logging
 
-    configure_logging(settings.log_format, settings.log_level)
-    if not settings.api_keys and host not in _LOOPBACK:
-        structlog.get_logger(__name__).warning(
-            "api.no_api_keys", host=host, hint="set AGENTLINK_API_KEYS before exposing the API"
+    opened = allow_no_auth or settings.allow_no_auth
+    if not settings.api_keys and not _is_loopback(host) and not opened:
+        print(
+            f"agentlink: refusing to serve {host} without API keys: anyone who can reach it "
+            "could queue reports. Set AGENTLINK_API_KEYS, bind 127.0.0.1, or accept an open "
+            "API with --allow-no-auth (AGENTLINK_ALLOW_NO_AUTH=true).",
+            file=sys.stderr,
         )
-    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, proxy_headers=True)
+        return 2
+    configure_logging(settings.log_format, settings.log_level)
+    if not settings.api_keys:
+        structlog.get_logger(__name__).warning(
+            "api.no_api_keys",
+            host=host,
+            exposed=not _is_loopback(host),
+            hint="set AGENTLINK_API_KEYS before exposing the API",
+        )
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_config=None,
+        proxy_headers=True,
+        timeout_keep_alive=5,  # idle keep-alive connections hold nothing for long
+    )
     return 0
 
 

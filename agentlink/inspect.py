@@ -65,7 +65,9 @@ def snapshot(client: Any, keys: Keys, *, lease_s: float, pending_limit: int = 20
     except redis.ResponseError:  # no stream yet
         groups = []
     group = next((g for g in groups if g["name"] == keys.group), None)
-    summary = client.xpending(keys.stream, keys.group) if group else {"pending": 0, "min": None}
+    summary: dict[str, Any] = (
+        client.xpending(keys.stream, keys.group) if group else {"pending": 0, "min": None}
+    )
     oldest = now - entry_time_s(summary["min"]) if summary.get("min") else None
     rows = client.xpending_range(keys.stream, keys.group, "-", "+", pending_limit) if group else []
     job_ids = client.hmget(keys.index, [row["message_id"] for row in rows]) if rows else []
@@ -103,7 +105,7 @@ def _consumers(client: Any, keys: Keys, now: float, lease_s: float) -> list[Cons
     for name in names:
         pipe.hmget(keys.consumer(name), ["state", "job"])
     details = dict(zip(names, pipe.execute(), strict=True))
-    by_name = {i["name"]: i for i in infos}
+    by_name: dict[str, dict[str, Any]] = {i["name"]: i for i in infos}
     states = []
     for name in names:
         info = by_name.get(name, {"pending": 0, "idle": 0})

@@ -56,6 +56,8 @@ class Status(enum.StrEnum):
 
 Suburb = Annotated[str, msgspec.Meta(min_length=1, max_length=80)]
 PeriodMonths = Annotated[int, msgspec.Meta(ge=1, le=60)]
+CallbackUrl = Annotated[str, msgspec.Meta(min_length=1, max_length=2048)]
+RequestId = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
 
 
 class ReportRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -65,6 +67,10 @@ class ReportRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     state: str
     period_months: PeriodMonths = 12
     period_end: date | None = None
+    # Where to POST the job record once it is finished (checked by agentlink.callbacks).
+    callback_url: CallbackUrl | None = None
+    # The client's idempotency key, when it sends none in the Idempotency-Key header.
+    request_id: RequestId | None = None
 
 
 class ReportSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -75,6 +81,7 @@ class ReportSpec(msgspec.Struct, frozen=True, kw_only=True):
     state: AuState
     period_months: int = 12
     period_end: date | None = None
+    callback_url: str | None = None
 
 
 class JobResult(msgspec.Struct, kw_only=True):
@@ -98,6 +105,25 @@ class AttemptError(msgspec.Struct, kw_only=True):
     transient: bool
 
 
+class JobEvent(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One step in a job's timeline: accepted, claimed, renewed, reclaimed, retrying, …
+
+    Consumers append them to the job hash's ``events`` field (a JSON array, so it expires
+    with the job); ``accepted`` is not stored but derived from ``created_at``.
+    """
+
+    event: str
+    at: str
+    consumer: str | None = None
+    attempt: int | None = None
+    deliveries: int | None = None
+    count: int | None = None
+    """How many lease renewals one ``renewed`` event stands for (consecutive ones fold)."""
+    seconds: float | None = None
+    detail: str | None = None
+    request_id: str | None = None
+
+
 class JobRecord(msgspec.Struct, kw_only=True):
     """A job's status record: the job hash, as ``GET /api/job-status/{job_id}`` returns it."""
 
@@ -108,6 +134,8 @@ class JobRecord(msgspec.Struct, kw_only=True):
     state: AuState
     period_months: int = 12
     period_end: date | None = None
+    request_id: str | None = None
+    idempotency_key: str | None = None
     created_at: str
     started_at: str | None = None
     finished_at: str | None = None
@@ -116,9 +144,12 @@ class JobRecord(msgspec.Struct, kw_only=True):
     error: str | None = None
     result: JobResult | None = None
     errors: list[AttemptError] = msgspec.field(default_factory=list)
+    events: list[JobEvent] = msgspec.field(default_factory=list)
 
 
 _errors_decoder = msgspec.json.Decoder(list[AttemptError])
+_events_decoder = msgspec.json.Decoder(list[JobEvent])
+_event_encoder = msgspec.json.Encoder()
 _spec_decoder = msgspec.json.Decoder(ReportSpec)
 
 
@@ -152,9 +183,16 @@ def decode_entry(fields: dict[str, str]) -> tuple[str, ReportSpec]:
     return job_id, spec
 
 
-def new_job_fields(job_id: str, spec: ReportSpec, created_at: str) -> dict[str, str]:
-    """The job hash of a job just accepted."""
-    return {
+def new_job_fields(
+    job_id: str,
+    spec: ReportSpec,
+    created_at: str,
+    *,
+    request_id: str | None = None,
+    idempotency_key: str | None = None,
+) -> dict[str, str]:
+    """The job hash of a job just accepted (``callback_url`` is read by the outcome scripts)."""
+    fields = {
         "job_id": job_id,
         "kind": spec.kind.value,
         "status": Status.QUEUED.value,
@@ -165,6 +203,13 @@ def new_job_fields(job_id: str, spec: ReportSpec, created_at: str) -> dict[str, 
         "created_at": created_at,
         "attempts": "0",
     }
+    if spec.callback_url:
+        fields["callback_url"] = spec.callback_url
+    if request_id:
+        fields["request_id"] = request_id
+    if idempotency_key:
+        fields["idempotency_key"] = idempotency_key
+    return fields
 
 
 def result_fields(result: JobResult) -> dict[str, str]:
@@ -182,6 +227,27 @@ def result_fields(result: JobResult) -> dict[str, str]:
 def encode_errors(errors: list[AttemptError]) -> str:
     """The error history as the JSON kept in the job hash's ``errors`` field."""
     return msgspec.json.encode(errors).decode()
+
+
+def encode_event(event: JobEvent) -> str:
+    """One timeline event as the JSON the timeline script appends."""
+    return _event_encoder.encode(event).decode()
+
+
+def timeline(fields: dict[str, str]) -> list[JobEvent]:
+    """The job's events, oldest first: ``accepted`` (from the hash), then the stored ones."""
+    accepted = JobEvent(
+        event="accepted",
+        at=fields.get("created_at", ""),
+        request_id=fields.get("request_id") or None,
+    )
+    raw = fields.get("events")
+    if not raw:
+        return [accepted]
+    try:
+        return [accepted, *_events_decoder.decode(raw)]
+    except msgspec.DecodeError:
+        return [accepted]
 
 
 def decode_errors(raw: str | None) -> list[AttemptError]:
@@ -215,6 +281,8 @@ def record_from_hash(fields: dict[str, str]) -> JobRecord:
         state=AuState(fields["state"]),
         period_months=int(fields.get("period_months") or 12),
         period_end=date.fromisoformat(period_end) if period_end else None,
+        request_id=fields.get("request_id") or None,
+        idempotency_key=fields.get("idempotency_key") or None,
         created_at=fields["created_at"],
         started_at=fields.get("started_at") or None,
         finished_at=fields.get("finished_at") or None,
@@ -223,4 +291,5 @@ def record_from_hash(fields: dict[str, str]) -> JobRecord:
         error=fields.get("error") or None,
         result=result,
         errors=decode_errors(fields.get("errors")),
+        events=timeline(fields),
     )

@@ -8,10 +8,11 @@ message that names the variable, instead of failing on the first job.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import string
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal, TypeVar
 
@@ -69,6 +70,33 @@ def _choice(env: Mapping[str, str], name: str, default: T, choices: tuple[T, ...
     raise ConfigurationError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
 
 
+def _bool(env: Mapping[str, str], name: str, *, default: bool = False) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigurationError(f"{name} must be true or false, got {raw!r}")
+
+
+_HOST_PATTERN = re.compile(r"^(https?://)?[a-z0-9*?\[\]!._:-]+$")
+
+
+def _callback_hosts(env: Mapping[str, str]) -> tuple[str, ...]:
+    """``AGENTLINK_CALLBACK_HOSTS``: host patterns, an ``http://`` prefix allows plain HTTP."""
+    raw = env.get("AGENTLINK_CALLBACK_HOSTS", "")
+    patterns = tuple(p.strip().lower() for p in raw.split(",") if p.strip()) or ("*.make.com",)
+    for pattern in patterns:
+        if not _HOST_PATTERN.match(pattern) or pattern.rstrip("/").endswith("://"):
+            raise ConfigurationError(
+                f"AGENTLINK_CALLBACK_HOSTS: {pattern!r} is not a host pattern like *.make.com, "
+                "hooks.example.com or http://receiver.internal"
+            )
+    return patterns
+
+
 def _dropbox_folder(raw: str) -> str:
     """``"AgentLink/"`` -> ``"/AgentLink"``; the root folder is ``""``."""
     folder = raw.strip() or "/AgentLink"
@@ -110,9 +138,30 @@ class Settings:
     job_ttl_s: int = 7 * 24 * 3600
     retention_s: int = 24 * 3600
     metrics_port: int | None = None
+    # The scaling gauges of /metrics (README: "Metrics and scaling").
+    scaling_window_s: int = 900
+    target_utilisation: float = 0.7
+    memory_reserve_mb: int = 256
     consumer_name: str = field(default_factory=socket.gethostname)
     log_format: LogFormat = "auto"
     log_level: str = "info"
+    # The API's guard rails (README: "HTTP API" and "Make.com").
+    allow_no_auth: bool = False
+    idempotency_ttl_s: int = 24 * 3600
+    rate_limit: int = 120
+    rate_limit_window_s: float = 60.0
+    max_wait_s: float = 3600.0
+    redis_memory_high_water: float = 0.9
+    max_body_bytes: int = 64 * 1024
+    body_timeout_s: float = 10.0
+    # Callbacks: where results may be POSTed, how they are signed and retried.
+    webhook_secret: str = field(default="", repr=False)
+    callback_hosts: tuple[str, ...] = ("*.make.com",)
+    callback_allow_insecure: bool = False
+    callback_timeout_s: float = 10.0
+    callback_max_attempts: int = 10
+    callback_retry_base_s: float = 5.0
+    callback_retry_max_s: float = 900.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -161,15 +210,50 @@ class Settings:
             job_ttl_s=_int(env, "AGENTLINK_JOB_TTL_S", 7 * 24 * 3600, minimum=60),
             retention_s=_int(env, "AGENTLINK_RETENTION_S", 24 * 3600),
             metrics_port=metrics_port or None,
+            scaling_window_s=_int(env, "AGENTLINK_SCALING_WINDOW_S", 900, minimum=60),
+            target_utilisation=_float(env, "AGENTLINK_TARGET_UTILISATION", 0.7, minimum=0.05),
+            memory_reserve_mb=_int(env, "AGENTLINK_MEMORY_RESERVE_MB", 256),
             consumer_name=name,
             log_format=_choice(env, "AGENTLINK_LOG_FORMAT", "auto", ("auto", "json", "console")),
             log_level=_choice(
                 env, "AGENTLINK_LOG_LEVEL", "info", ("debug", "info", "warning", "error")
             ),
         )
+        settings = replace(
+            settings,
+            allow_no_auth=_bool(env, "AGENTLINK_ALLOW_NO_AUTH"),
+            idempotency_ttl_s=_int(env, "AGENTLINK_IDEMPOTENCY_TTL_S", 24 * 3600, minimum=60),
+            rate_limit=_int(env, "AGENTLINK_RATE_LIMIT", 120),
+            rate_limit_window_s=_float(env, "AGENTLINK_RATE_LIMIT_WINDOW_S", 60.0, minimum=1.0),
+            max_wait_s=_float(env, "AGENTLINK_MAX_WAIT_S", 3600.0),
+            redis_memory_high_water=_float(env, "AGENTLINK_REDIS_MEMORY_HIGH_WATER", 0.9),
+            max_body_bytes=_int(env, "AGENTLINK_MAX_BODY_BYTES", 64 * 1024, minimum=1024),
+            body_timeout_s=_float(env, "AGENTLINK_BODY_TIMEOUT_S", 10.0, minimum=0.1),
+            webhook_secret=env.get("AGENTLINK_WEBHOOK_SECRET", "").strip(),
+            callback_hosts=_callback_hosts(env),
+            callback_allow_insecure=_bool(env, "AGENTLINK_CALLBACK_ALLOW_INSECURE"),
+            callback_timeout_s=_float(env, "AGENTLINK_CALLBACK_TIMEOUT_S", 10.0, minimum=0.5),
+            callback_max_attempts=_int(env, "AGENTLINK_CALLBACK_MAX_ATTEMPTS", 10, minimum=1),
+            callback_retry_base_s=_float(env, "AGENTLINK_CALLBACK_RETRY_BASE_S", 5.0),
+            callback_retry_max_s=_float(env, "AGENTLINK_CALLBACK_RETRY_MAX_S", 900.0),
+        )
+        if not 0 < settings.redis_memory_high_water <= 1:
+            raise ConfigurationError(
+                "AGENTLINK_REDIS_MEMORY_HIGH_WATER must be a fraction of maxmemory in (0, 1], "
+                f"got {settings.redis_memory_high_water}"
+            )
+        if settings.callback_retry_max_s < settings.callback_retry_base_s:
+            raise ConfigurationError(
+                "AGENTLINK_CALLBACK_RETRY_MAX_S must not be below AGENTLINK_CALLBACK_RETRY_BASE_S"
+            )
         if settings.retry_max_s < settings.retry_base_s:
             raise ConfigurationError(
                 "AGENTLINK_RETRY_MAX_S must not be below AGENTLINK_RETRY_BASE_S"
+            )
+        if settings.target_utilisation > 1:
+            raise ConfigurationError(
+                "AGENTLINK_TARGET_UTILISATION is the busy fraction to plan for, at most 1, "
+                f"got {settings.target_utilisation}"
             )
         if settings.storage == "dropbox":
             settings.require_dropbox(env)

@@ -47,22 +47,44 @@ def run_consumer(settings: Settings, slot: int) -> int:
     from consumers.worker import Consumer
 
     if settings.metrics_port:
-        from prometheus_client import start_http_server
-
-        from agentlink import metrics
-
-        start_http_server(settings.metrics_port + slot - 1, registry=metrics.REGISTRY)
+        serve_metrics(settings.metrics_port + slot - 1, f"{settings.consumer_name}-{slot}")
     try:
         consumer = Consumer(settings, slot)
     except ConfigurationError as exc:
         print(f"agentlink worker: {exc}", file=sys.stderr)  # noqa: T201
         return 2
     consumer.install_signal_handlers()
+    # Every worker process also delivers callbacks, in a thread (consumers/callbacks.py).
+    from consumers.callbacks import start_in_thread
+
+    notifier, notifier_thread = start_in_thread(settings, consumer.name)
     try:
         return consumer.run()
     except NameTakenError as exc:
         print(f"agentlink worker: {exc}", file=sys.stderr)  # noqa: T201
         return 2
+    finally:
+        notifier.stopping.set()
+        notifier_thread.join(settings.callback_timeout_s + settings.block_ms / 1000 + 5)
+
+
+def serve_metrics(port: int, consumer: str) -> None:
+    """Serve this process's metrics on ``port`` (``AGENTLINK_METRICS_PORT + slot - 1``).
+
+    One port per consumer process: each serves its own registry, live values included (its
+    render child's memory), with no shared files to clean up (README: "Metrics and
+    scaling"). A port already taken is logged, not fatal: rendering matters more.
+    """
+    import structlog
+    from prometheus_client import start_http_server
+
+    from agentlink import metrics
+
+    metrics.CONSUMER_INFO.info({"consumer": consumer})
+    try:
+        start_http_server(port, registry=metrics.CONSUMER_REGISTRY)
+    except OSError as exc:
+        structlog.get_logger(__name__).error("metrics.port_unavailable", port=port, error=str(exc))
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import structlog
 
@@ -32,6 +32,7 @@ from agentlink.errors import (
     TransientJobError,
 )
 from agentlink.jobs import (
+    JobEvent,
     JobResult,
     ReportSpec,
     Status,
@@ -49,6 +50,11 @@ from consumers.renderer import RenderAbortedError, Renderer
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
+Via = Literal["read", "reclaim", "resume"]
+"""How a consumer got an entry: read as new, reclaimed from a stalled consumer, or resumed
+from its own pending list after a restart."""
+
+_DETAIL_CHARS = 300
 
 
 class JobAbandonedError(Exception):
@@ -79,8 +85,12 @@ class ReportJob:
 
     # -- entry points ----------------------------------------------------------------------------
 
-    def handle(self, entry: Entry) -> None:
-        """Take one entry to an outcome, or hand it back if we must stop first."""
+    def handle(self, entry: Entry, *, via: Via = "read") -> None:
+        """Take one entry to an outcome, or hand it back if we must stop first.
+
+        ``via`` says how the entry came: ``read`` (new), ``reclaim`` (taken over from a
+        stalled consumer) or ``resume`` (this consumer's own, left by its previous run).
+        """
         structlog.contextvars.bind_contextvars(entry_id=entry.entry_id)
         if not entry.fields:  # a pending entry whose payload was deleted from the stream
             self.entry_lost(entry.entry_id)
@@ -88,10 +98,13 @@ class ReportJob:
         try:
             job_id, spec = decode_entry(entry.fields)
         except InvalidJobError as exc:
-            self._dead(entry, entry.fields.get("job_id") or None, f"malformed entry: {exc}", None)
+            reason = f"malformed entry: {exc}"
+            self._dead(entry, entry.fields.get("job_id") or None, reason, None, cause="malformed")
             return
         structlog.contextvars.bind_contextvars(job_id=job_id)
         job = self.queue.job(job_id)
+        if job.get("request_id"):
+            structlog.contextvars.bind_contextvars(request_id=job["request_id"])
         if not job:  # the record expired or was deleted; the entry still says what to do
             self.queue.update_job(
                 job_id, entry_id=entry.entry_id, **new_job_fields(job_id, spec, now_iso())
@@ -101,25 +114,33 @@ class ReportJob:
             self.queue.finish(entry.entry_id, job_id, self.settings.job_ttl_s)
             log.info("report.already_finished", status=job["status"])
             return
+        if via in {"reclaim", "resume"}:
+            event = "reclaimed" if via == "reclaim" else "resumed"
+            self._note(job_id, event, deliveries=entry.deliveries)
         if entry.deliveries > self.settings.max_deliveries:
             reason = (
                 f"delivered {entry.deliveries} times (AGENTLINK_MAX_DELIVERIES="
                 f"{self.settings.max_deliveries}); consumers crashed or stalled on it"
             )
-            self._dead(entry, job_id, reason, spec)
+            self._dead(entry, job_id, reason, spec, cause="deliveries")
             return
         self.lease.hold(entry.entry_id, job_id)
+        metrics.CONSUMER_BUSY.set(1)
+        started = time.monotonic()
+        finished = False
         try:
-            self._attempts(entry, job_id, spec)
+            finished = self._attempts(entry, job_id, spec)
         except JobAbandonedError as exc:
             # Stop renewing first: a renewal in flight would undo the hand-back's idle time.
             self.lease.release()
             if self.lease.deleted:
                 self.entry_lost(entry.entry_id)
             else:
-                self._hand_back(entry, str(exc))
+                self._hand_back(entry, job_id, str(exc))
         finally:
             self.lease.release()
+            metrics.CONSUMER_BUSY.set(0)
+            self._record_work(time.monotonic() - started, finished=finished)
 
     def entry_lost(self, entry_id: str) -> None:
         """XAUTOCLAIM reported a pending entry deleted from the stream: fail its job."""
@@ -135,15 +156,21 @@ class ReportJob:
                 finished_at=now_iso(),
                 error="entry lost: the stream entry was deleted before it was processed; "
                 "submit again",
+                event=self._event("entry_lost"),
             )
         )
 
     # -- the work --------------------------------------------------------------------------------
 
-    def _attempts(self, entry: Entry, job_id: str, spec: ReportSpec) -> None:
+    def _attempts(self, entry: Entry, job_id: str, spec: ReportSpec) -> bool:
+        """Attempt until an outcome; True if this consumer's outcome is the one recorded."""
         while True:
             attempt = self.queue.start_attempt(
-                job_id, started_at=now_iso(), consumer=self.queue.consumer, entry_id=entry.entry_id
+                job_id,
+                event=self._event("claimed", deliveries=entry.deliveries),
+                started_at=now_iso(),
+                consumer=self.queue.consumer,
+                entry_id=entry.entry_id,
             )
             structlog.contextvars.bind_contextvars(attempt=attempt)
             if attempt == 1:
@@ -152,25 +179,24 @@ class ReportJob:
                 "report.claimed", kind=spec.kind.value, suburb=spec.suburb, state=spec.state.value
             )
             try:
-                self._make(entry, job_id, spec)
-                return
+                return self._make(entry, job_id, spec)
             except PermanentJobError as exc:
-                self._fail(entry, job_id, spec, attempt, str(exc))
-                return
+                return self._fail(entry, job_id, spec, attempt, str(exc))
             except (JobAbandonedError, ServiceUnavailableError):
                 raise
             except Exception as exc:  # noqa: BLE001 - transient and unexpected errors are retried
                 error = str(exc) or type(exc).__name__
-                self.queue.add_error(
-                    job_id,
-                    error_record(attempt, self.queue.consumer, error, transient=True),
-                    Status.RETRYING,
-                )
+                record = error_record(attempt, self.queue.consumer, error, transient=True)
                 if attempt >= self.settings.max_attempts:
+                    self.queue.add_error(job_id, record, Status.RETRYING)
                     reason = f"gave up after {attempt} attempts: {error}"
-                    self._dead(entry, job_id, reason, spec)
-                    return
+                    self._dead(entry, job_id, reason, spec, cause="attempts")
+                    return True
                 delay = self._backoff_s(attempt, getattr(exc, "retry_after_s", None))
+                retrying = self._event(
+                    "retrying", attempt=attempt, seconds=round(delay, 2), detail=error
+                )
+                self.queue.add_error(job_id, record, Status.RETRYING, event=retrying)
                 metrics.RETRIES.labels(kind=spec.kind.value).inc()
                 log.warning(
                     "report.retrying",
@@ -180,7 +206,7 @@ class ReportJob:
                 )
                 self._wait(delay)
 
-    def _make(self, entry: Entry, job_id: str, spec: ReportSpec) -> None:
+    def _make(self, entry: Entry, job_id: str, spec: ReportSpec) -> bool:
         started = time.monotonic()
         try:
             report = self.renderer.render(
@@ -191,13 +217,12 @@ class ReportJob:
             )
         except RenderAbortedError as exc:
             raise JobAbandonedError("render abandoned: lease lost or shutdown grace over") from exc
-        metrics.RENDER_SECONDS.labels(kind=spec.kind.value).observe(time.monotonic() - started)
+        render_s = time.monotonic() - started
+        metrics.RENDER_SECONDS.labels(kind=spec.kind.value).observe(render_s)
         log.info(
-            "report.rendered",
-            pages=report.pages,
-            bytes=len(report.pdf),
-            seconds=round(time.monotonic() - started, 3),
+            "report.rendered", pages=report.pages, bytes=len(report.pdf), seconds=round(render_s, 3)
         )
+        self._note(job_id, "rendered", seconds=round(render_s, 3))
         # Store only while we still own the entry and nobody recorded an outcome meanwhile.
         if not self.lease.check():
             raise JobAbandonedError("lease lost before storing; another consumer owns the entry")
@@ -205,7 +230,7 @@ class ReportJob:
         if job and Status(job["status"]).finished:
             self.queue.finish(entry.entry_id, job_id, self.settings.job_ttl_s)
             log.info("report.already_finished", status=job["status"])
-            return
+            return False
         path = report_path(
             kind=spec.kind,
             suburb=report.suburb,
@@ -216,10 +241,10 @@ class ReportJob:
         upload_started = time.monotonic()
         result = self._save(job_id, path, report.pdf)
         result.pages = report.pages
-        metrics.UPLOAD_SECONDS.labels(storage=result.storage).observe(
-            time.monotonic() - upload_started
-        )
+        upload_s = time.monotonic() - upload_started
+        metrics.UPLOAD_SECONDS.labels(storage=result.storage).observe(upload_s)
         log.info("report.uploaded", storage=result.storage, path=result.path, bytes=result.bytes)
+        self._note(job_id, "uploaded", seconds=round(upload_s, 3), detail=result.storage)
         # The PDF is stored: recording it must outlast a Redis blip, or the job is redone.
         wrote = self._persist(
             lambda: self.queue.finish(
@@ -229,6 +254,7 @@ class ReportJob:
                 status=Status.COMPLETED.value,
                 finished_at=now_iso(),
                 error="",
+                event=self._event("completed"),
                 **result_fields(result),
             )
         )
@@ -238,10 +264,11 @@ class ReportJob:
                 max(0.0, time.time() - entry_time_s(entry.entry_id))
             )
         log.info("report.completed", path=result.path, recorded=wrote)
+        return wrote
 
     # -- outcomes --------------------------------------------------------------------------------
 
-    def _fail(self, entry: Entry, job_id: str, spec: ReportSpec, attempt: int, error: str) -> None:
+    def _fail(self, entry: Entry, job_id: str, spec: ReportSpec, attempt: int, error: str) -> bool:
         record = error_record(attempt, self.queue.consumer, error, transient=False)
         # The history travels with the outcome: setting status first would make the
         # check-and-set skip finished_at and the expiry.
@@ -255,13 +282,24 @@ class ReportJob:
                 finished_at=now_iso(),
                 error=error,
                 errors=history,
+                event=self._event("failed", attempt=attempt, detail=error),
             )
         )
         if wrote:
             metrics.JOBS_FINISHED.labels(kind=spec.kind.value, outcome="failed").inc()
         log.warning("report.failed", error=error)
+        return wrote
 
-    def _dead(self, entry: Entry, job_id: str | None, reason: str, spec: ReportSpec | None) -> None:
+    def _dead(
+        self,
+        entry: Entry,
+        job_id: str | None,
+        reason: str,
+        spec: ReportSpec | None,
+        *,
+        cause: str,
+    ) -> None:
+        """Dead-letter the entry; ``cause`` (attempts, deliveries, malformed) labels the count."""
         errors = self.queue.job(job_id).get("errors", "[]") if job_id else "[]"
         dead = {
             **entry.fields,
@@ -280,22 +318,70 @@ class ReportJob:
             status=Status.DEAD.value,
             finished_at=now_iso(),
             error=reason,
+            event=self._event("dead", deliveries=entry.deliveries, detail=reason),
         )
+        metrics.DEAD_LETTERS.labels(reason=cause).inc()
         kind = spec.kind.value if spec else entry.fields.get("kind", "unknown")
         metrics.JOBS_FINISHED.labels(
             kind=kind if kind in {"agents", "agency"} else "unknown", outcome="dead"
         ).inc()
         log.error("report.dead", error=reason, dead_id=dead_id, deliveries=entry.deliveries)
 
-    def _hand_back(self, entry: Entry, why: str) -> None:
+    def _hand_back(self, entry: Entry, job_id: str, why: str) -> None:
         """Leave the entry pending but idle for a whole lease, so another consumer takes it now."""
         try:
             handed = self.queue.hand_back(entry.entry_id, self.settings.lease_ms)
         except ServiceUnavailableError:
             handed = False  # it becomes reclaimable when the lease lapses anyway
         log.warning("report.handed_back", reason=why, immediate=handed)
+        self._note(job_id, "handed_back", detail=why)
 
     # -- helpers ---------------------------------------------------------------------------------
+
+    def _event(
+        self,
+        event: str,
+        *,
+        attempt: int | None = None,
+        deliveries: int | None = None,
+        seconds: float | None = None,
+        detail: str | None = None,
+    ) -> JobEvent:
+        """A timeline event by this consumer, stamped now."""
+        return JobEvent(
+            event=event,
+            at=now_iso(),
+            consumer=self.queue.consumer,
+            attempt=attempt,
+            deliveries=deliveries,
+            seconds=seconds,
+            detail=detail[:_DETAIL_CHARS] if detail else None,
+        )
+
+    def _note(
+        self,
+        job_id: str,
+        event: str,
+        *,
+        deliveries: int | None = None,
+        seconds: float | None = None,
+        detail: str | None = None,
+    ) -> None:
+        """Add an event that records no state change to the timeline; a Redis blip loses the
+        line, never the job."""
+        try:
+            self.queue.event(
+                job_id, self._event(event, deliveries=deliveries, seconds=seconds, detail=detail)
+            )
+        except ServiceUnavailableError as exc:
+            log.warning("report.timeline_skipped", timeline_event=event, error=str(exc))
+
+    def _record_work(self, busy_s: float, *, finished: bool) -> None:
+        """Feed the scaling gauges' service time; a Redis blip loses one sample."""
+        try:
+            self.queue.record_work(busy_s, finished=finished)
+        except ServiceUnavailableError as exc:
+            log.warning("consumer.work_not_recorded", error=str(exc))
 
     def _save(self, job_id: str, path: str, pdf: bytes) -> JobResult:
         """Store the PDF; while the storage rejects our configuration, hold the job and wait."""

@@ -14,10 +14,13 @@ import contextlib
 import threading
 import time
 import uuid
+from collections.abc import Callable
 
 import structlog
 
+from agentlink import metrics
 from agentlink.errors import ServiceUnavailableError
+from agentlink.jobs import JobEvent
 from agentlink.streams import now_iso
 from consumers.queue import ReportQueue
 
@@ -31,8 +34,11 @@ class NameTakenError(Exception):
 class LeaseKeeper:
     """Renews the lease of the entry being worked on, and beats the heartbeat."""
 
-    def __init__(self, queue: ReportQueue, *, lease_s: float) -> None:
+    def __init__(self, queue: ReportQueue, *, lease_s: float, report_jobs: bool = False) -> None:
+        """``report_jobs``: the entries are report jobs, whose timeline records renewals and
+        whose lost leases are counted (not so for the notifier's callback entries)."""
         self.queue = queue
+        self.report_jobs = report_jobs
         self.lease_ms = int(lease_s * 1000)
         self.every_s = lease_s / 3
         self.token = uuid.uuid4().hex
@@ -45,11 +51,16 @@ class LeaseKeeper:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="lease-keeper", daemon=True)
         self.renewals = 0
+        self._held_since = 0.0
+        self.stats: Callable[[], dict[str, str]] = dict
+        """Extra heartbeat fields (the worker's memory), read at every beat."""
 
     def acquire_name(self, wait_s: float, stopping: threading.Event) -> None:
         """Take this consumer's name, waiting up to ``wait_s`` for a dead holder's to lapse."""
         deadline = time.monotonic() + wait_s
-        while not self._beat() and not stopping.is_set():
+        # Strict: "Redis did not answer" must not pass for "the name is ours" (the caller
+        # retries start-up on ServiceUnavailableError).
+        while not self._beat(strict=True) and not stopping.is_set():
             if time.monotonic() > deadline:
                 raise NameTakenError(
                     f"consumer name {self.queue.consumer!r} is held by another live process; "
@@ -73,6 +84,7 @@ class LeaseKeeper:
         """Start renewing ``entry_id`` (the consumer just took it)."""
         with self._lock:
             self._entry_id, self._job_id = entry_id, job_id
+            self._held_since = time.time()
             self._lost.clear()
             self.deleted = False
         self._beat()
@@ -80,7 +92,10 @@ class LeaseKeeper:
     def release(self) -> None:
         """Stop renewing the current entry (acked, or handed back)."""
         with self._lock:
+            held = self._entry_id is not None
             self._entry_id, self._job_id = None, ""
+        if held:
+            self._beat()  # say "idle" now, not a third of a lease later
 
     @property
     def lost(self) -> bool:
@@ -100,11 +115,19 @@ class LeaseKeeper:
                 if self._entry_id == entry_id:
                     self.deleted = outcome == -1
                     self._lost.set()
+                    if self.report_jobs:
+                        metrics.LEASES_LOST.inc()
         return not self._lost.is_set()
 
-    def _beat(self) -> bool:
+    def _beat(self, *, strict: bool = False) -> bool:
         with self._lock:
             job_id, entry_id = self._job_id, self._entry_id or ""
+            since = f"{self._held_since:.3f}" if job_id else ""
+        try:
+            stats = self.stats()
+        except Exception:  # a heartbeat without memory figures still holds the name
+            log.exception("consumer.stats_failed")
+            stats = {}
         try:
             return self.queue.heartbeat(
                 self.token,
@@ -113,10 +136,24 @@ class LeaseKeeper:
                 entry=entry_id,
                 state=self.state or ("busy" if job_id else "idle"),
                 beat_at=now_iso(),
+                job_since=since,
+                **stats,
             )
         except ServiceUnavailableError as exc:
+            if strict:
+                raise
             log.warning("consumer.heartbeat_failed", error=str(exc))
             return True  # cannot tell; do not stop working over a blip
+
+    def _note_renewal(self) -> None:
+        """Add the renewal to the job's timeline (consecutive ones fold into one event)."""
+        with self._lock:
+            job_id = self._job_id
+        if job_id and self.report_jobs:
+            event = JobEvent(event="renewed", at=now_iso(), consumer=self.queue.consumer)
+            # The timeline is a record, not the lease: never let it cost a heartbeat.
+            with contextlib.suppress(ServiceUnavailableError):
+                self.queue.event(job_id, event, renewal=True)
 
     def _run(self) -> None:
         while not self._stop.wait(self.every_s):
@@ -124,6 +161,7 @@ class LeaseKeeper:
             try:
                 if self.check():
                     self.renewals += 1
+                    self._note_renewal()
                 else:
                     log.warning("lease.lost", entry_id=self._entry_id, deleted=self.deleted)
                 if not self._beat():

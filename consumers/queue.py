@@ -15,8 +15,16 @@ from typing import Any, TypeVar
 import redis
 import redis.exceptions
 
+from agentlink.capacity import work_key
 from agentlink.errors import ServiceUnavailableError
-from agentlink.jobs import AttemptError, Status, decode_errors, encode_errors
+from agentlink.jobs import (
+    AttemptError,
+    JobEvent,
+    Status,
+    decode_errors,
+    encode_errors,
+    encode_event,
+)
 from agentlink.streams import (
     DEAD_LETTER_LUA,
     FINISH_LUA,
@@ -45,6 +53,47 @@ _FORGET_CONSUMER_LUA = """
 if #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2]) > 0 then return -1 end
 return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
 """
+
+
+_EVENT_LUA = """
+-- KEYS: job hash. ARGV: event JSON, cap, mode, guard field, guard value.
+-- Appends one event to the job's timeline (the hash's `events` JSON array, so it expires
+-- with the job), keeping the newest `cap`. Nothing is written for a job that does not
+-- exist, nor (with a guard field) unless that field holds the guard value: an outcome's
+-- event is added only if this consumer's outcome is the one recorded.
+-- mode 'renewal': skipped once the job is finished; folds into the previous event when
+-- that is a renewal by the same consumer (count + 1, newest time).
+-- mode 'attempt': the event's attempt is the hash's `attempts` (counted in the same MULTI).
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if ARGV[4] ~= '' and redis.call('HGET', KEYS[1], ARGV[4]) ~= ARGV[5] then return 0 end
+local event = cjson.decode(ARGV[1])
+local events = {}
+local raw = redis.call('HGET', KEYS[1], 'events')
+if raw then
+  local ok, decoded = pcall(cjson.decode, raw)
+  if ok and type(decoded) == 'table' then events = decoded end
+end
+if ARGV[3] == 'renewal' then
+  local status = redis.call('HGET', KEYS[1], 'status')
+  if status == 'completed' or status == 'failed' or status == 'dead' then return 0 end
+  local last = events[#events]
+  if last and last['event'] == event['event'] and last['consumer'] == event['consumer'] then
+    last['at'] = event['at']
+    last['count'] = (tonumber(last['count']) or 1) + 1
+    redis.call('HSET', KEYS[1], 'events', cjson.encode(events))
+    return 1
+  end
+elseif ARGV[3] == 'attempt' then
+  event['attempt'] = tonumber(redis.call('HGET', KEYS[1], 'attempts'))
+end
+events[#events + 1] = event
+while #events > tonumber(ARGV[2]) do table.remove(events, 1) end
+redis.call('HSET', KEYS[1], 'events', cjson.encode(events))
+return 1
+"""
+
+TIMELINE_CAP = 50
+"""Events kept per job; renewals fold into one, so a normal job has fewer than ten."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +129,7 @@ class ReportQueue:
         self._renew = self.client.register_script(RENEW_LUA)
         self._claim_name = self.client.register_script(_CLAIM_NAME_LUA)
         self._forget = self.client.register_script(_FORGET_CONSUMER_LUA)
+        self._event = self.client.register_script(_EVENT_LUA)
 
     @staticmethod
     def call(op: Callable[[], T]) -> T:
@@ -88,11 +138,19 @@ class ReportQueue:
             return op()
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
             raise ServiceUnavailableError(f"Redis unreachable: {exc}") from exc
+        except (
+            redis.exceptions.BusyLoadingError,
+            redis.exceptions.OutOfMemoryError,
+            redis.exceptions.ReadOnlyError,
+            redis.exceptions.TryAgainError,
+        ) as exc:
+            # Redis loading its AOF, out of memory, a replica after failover: wait and retry.
+            # (redis-py strips these codes from the message, so match the class.)
+            raise ServiceUnavailableError(f"Redis cannot serve: {exc}") from exc
         except redis.exceptions.ResponseError as exc:
-            # Redis loading its AOF, out of memory, a replica after failover, the stream or
-            # group deleted under us: wait and retry, like a dropped connection.
-            transient = ("LOADING", "MISCONF", "OOM", "BUSY ", "TRYAGAIN", "READONLY", "NOGROUP")
-            if str(exc).startswith(transient):
+            # Errors redis-py has no class for keep their code: a failed fsync, a busy
+            # script, the stream or group deleted under us.
+            if str(exc).startswith(("MISCONF", "BUSY ", "NOGROUP")):
                 raise ServiceUnavailableError(f"Redis cannot serve: {exc}") from exc
             raise
 
@@ -216,44 +274,138 @@ class ReportQueue:
         """Set fields of the job hash."""
         self.call(lambda: self.client.hset(self.keys.job(job_id), mapping=fields))
 
-    def start_attempt(self, job_id: str, **fields: str) -> int:
-        """Mark the job processing and count the attempt; returns the attempt number."""
+    def start_attempt(self, job_id: str, *, event: JobEvent | None = None, **fields: str) -> int:
+        """Mark the job processing and count the attempt; returns the attempt number.
+
+        ``event`` (``claimed``) joins the timeline in the same MULTI, stamped with the
+        attempt number counted there.
+        """
         key = self.keys.job(job_id)
 
         def start() -> int:
             pipe = self.client.pipeline(transaction=True)
             pipe.hincrby(key, "attempts", 1)
             pipe.hset(key, mapping={"status": Status.PROCESSING.value, **fields})
+            if event is not None:
+                self._append_event(pipe, job_id, event, mode="attempt")
             return int(pipe.execute()[0])
 
         return self.call(start)
+
+    def _append_event(
+        self,
+        client: Any,
+        job_id: str,
+        event: JobEvent,
+        *,
+        mode: str = "",
+        guard: tuple[str, str] = ("", ""),
+    ) -> Any:
+        """Queue (on a pipeline) or run the timeline script for one event."""
+        args: list[str | int] = [encode_event(event), TIMELINE_CAP, mode, *guard]
+        return self._event(keys=[self.keys.job(job_id)], args=args, client=client)
+
+    def event(self, job_id: str, event: JobEvent, *, renewal: bool = False) -> bool:
+        """Add ``event`` to the job's timeline (a renewal folds into the previous one)."""
+        mode = "renewal" if renewal else ""
+        return bool(self.call(lambda: self._append_event(self.client, job_id, event, mode=mode)))
+
+    def record_work(self, busy_s: float, *, finished: bool) -> None:
+        """Add one job's busy time (and, if it reached an outcome, the job) to the counters
+        behind the service time of the scaling gauges (``agentlink.capacity``)."""
+        key = work_key(self.keys)
+
+        def record() -> None:
+            pipe = self.client.pipeline(transaction=True)
+            pipe.hincrbyfloat(key, "busy_s", round(busy_s, 3))
+            if finished:
+                pipe.hincrby(key, "done", 1)
+            pipe.execute()
+
+        self.call(record)
 
     def history_with(self, job_id: str, error: AttemptError) -> str:
         """The job's error history with ``error`` appended, encoded for the hash."""
         return encode_errors([*decode_errors(self.job(job_id).get("errors")), error])
 
-    def add_error(self, job_id: str, error: AttemptError, status: Status) -> None:
-        """Append to the job's error history and set its status and last error."""
+    def add_error(
+        self, job_id: str, error: AttemptError, status: Status, *, event: JobEvent | None = None
+    ) -> None:
+        """Append to the job's error history and set its status and last error (with
+        ``event`` added to the timeline in the same MULTI)."""
         history = self.history_with(job_id, error)
-        self.update_job(job_id, status=status.value, error=error.error, errors=history)
+        fields = {"status": status.value, "error": error.error, "errors": history}
+        if event is None:
+            self.update_job(job_id, **fields)
+            return
+
+        def write() -> None:
+            pipe = self.client.pipeline(transaction=True)
+            pipe.hset(self.keys.job(job_id), mapping=fields)
+            self._append_event(pipe, job_id, event)
+            pipe.execute()
+
+        self.call(write)
 
     # -- outcomes ----------------------------------------------------------------------------
 
-    def finish(self, entry_id: str, job_id: str | None, ttl_s: int, **fields: str) -> bool:
-        """Record the outcome unless the job is finished already, and XACK: one step."""
+    def finish(
+        self,
+        entry_id: str,
+        job_id: str | None,
+        ttl_s: int,
+        *,
+        event: JobEvent | None = None,
+        **fields: str,
+    ) -> bool:
+        """Record the outcome unless the job is finished already, and XACK: one step.
+
+        ``event`` joins the timeline in the same MULTI, only if this outcome was the one
+        recorded (its ``finished_at`` is in the hash).
+        """
         keys = [self.keys.stream, self.keys.job(job_id or "-"), self.keys.index]
+        keys += [self.keys.callbacks.stream, self.keys.service_stats]  # outcome hooks
         args: list[str | int] = [self.keys.group, entry_id, ttl_s, *flatten(fields)]
-        return bool(self.call(lambda: self._finish(keys=keys, args=args)))
+        if event is None or job_id is None or "finished_at" not in fields:
+            return bool(self.call(lambda: self._finish(keys=keys, args=args)))
+
+        def run() -> bool:
+            pipe = self.client.pipeline(transaction=True)
+            self._finish(keys=keys, args=args, client=pipe)
+            guard = ("finished_at", fields["finished_at"])
+            self._append_event(pipe, job_id, event, guard=guard)
+            return bool(pipe.execute()[0])
+
+        return self.call(run)
 
     def dead_letter(
-        self, entry_id: str, job_id: str | None, ttl_s: int, dead: dict[str, str], **fields: str
+        self,
+        entry_id: str,
+        job_id: str | None,
+        ttl_s: int,
+        dead: dict[str, str],
+        *,
+        event: JobEvent | None = None,
+        **fields: str,
     ) -> str:
-        """Copy the entry to the dead letters, mark the job dead and XACK, atomically."""
+        """Copy the entry to the dead letters, mark the job dead and XACK, atomically (with
+        ``event`` on the timeline, in the same MULTI)."""
         keys = [self.keys.stream, self.keys.dead, self.keys.job(job_id or "-"), self.keys.index]
+        keys.append(self.keys.callbacks.stream)  # the outcome's callback, if any
         items = flatten(dead)
         args: list[str | int] = [self.keys.group, entry_id, ttl_s, len(items), *items]
         args += flatten(fields)
-        return str(self.call(lambda: self._dead(keys=keys, args=args)))
+        if event is None or job_id is None or "finished_at" not in fields:
+            return str(self.call(lambda: self._dead(keys=keys, args=args)))
+
+        def run() -> str:
+            pipe = self.client.pipeline(transaction=True)
+            self._dead(keys=keys, args=args, client=pipe)
+            guard = ("finished_at", fields["finished_at"])
+            self._append_event(pipe, job_id, event, guard=guard)
+            return str(pipe.execute()[0])
+
+        return self.call(run)
 
     # -- housekeeping ----------------------------------------------------------------------------
 

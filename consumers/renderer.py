@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from agentlink import errors
+from agentlink import errors, metrics
 from agentlink.errors import PermanentJobError, RenderFailedError
 from agentlink.jobs import ReportSpec
 
@@ -40,7 +40,7 @@ class RenderAbortedError(Exception):
     """The caller asked to stop waiting for the render (lease lost or shutdown)."""
 
 
-def _rss_bytes(pid: int) -> int:
+def rss_bytes(pid: int) -> int:
     """Resident set size of a process (Linux), 0 if unknown."""
     try:
         pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
@@ -133,7 +133,14 @@ class Renderer:
 
     def rss_bytes(self) -> int:
         """The child's current RSS (0 when no child runs)."""
-        return _rss_bytes(self._process.pid) if self._process is not None else 0
+        process = self._process  # read once: the consumer's thread may replace it meanwhile
+        return rss_bytes(process.pid) if process is not None else 0
+
+    def memory(self) -> tuple[int, int]:
+        """The child's current and peak RSS (the peak over every child this consumer ran)."""
+        current = self.rss_bytes()
+        self.peak_rss_bytes = max(self.peak_rss_bytes, current)
+        return current, self.peak_rss_bytes
 
     def render(
         self,
@@ -153,13 +160,16 @@ class Renderer:
         deadline = time.monotonic() + self.timeout_s
         while not conn.poll(_POLL_S):
             if should_abort():
+                metrics.RENDERS_KILLED.labels(reason="abandoned").inc()
                 self.kill()
                 raise RenderAbortedError(job_id)
             if not self._process.is_alive():
                 code = self._process.exitcode
+                metrics.RENDERS_KILLED.labels(reason="crashed").inc()
                 self.kill()
                 raise RenderFailedError(f"the render process died (exit code {code})")
             if time.monotonic() > deadline:
+                metrics.RENDERS_KILLED.labels(reason="timeout").inc()
                 self.kill()
                 raise RenderFailedError(
                     f"render killed after {self.timeout_s:g} s (AGENTLINK_RENDER_TIMEOUT_S)"
@@ -167,6 +177,7 @@ class Renderer:
         try:
             reply = conn.recv()
         except (EOFError, OSError) as exc:
+            metrics.RENDERS_KILLED.labels(reason="crashed").inc()
             self.kill()
             raise RenderFailedError(f"the render process died: {exc}") from exc
         self._jobs += 1
@@ -184,7 +195,9 @@ class Renderer:
         rss = self.rss_bytes()
         self.peak_rss_bytes = max(self.peak_rss_bytes, rss)
         if self._jobs >= self.max_jobs or rss > self.max_rss_bytes:
-            log.info("render.recycled", jobs=self._jobs, rss_bytes=rss)
+            reason = "memory" if rss > self.max_rss_bytes else "jobs"
+            metrics.RENDER_RECYCLES.labels(reason=reason).inc()
+            log.info("render.recycled", jobs=self._jobs, rss_bytes=rss, reason=reason)
             self.close()
 
     def kill(self) -> None:

@@ -9,6 +9,7 @@ the cursor), then new entries (XREADGROUP COUNT 1 BLOCK). Each entry is handled 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 import time
@@ -21,10 +22,10 @@ from agentlink.errors import ServiceUnavailableError
 from agentlink.settings import Settings
 from agentlink.storage import Storage, create_storage
 from agentlink.streams import Keys
-from consumers.job import ReportJob
+from consumers.job import ReportJob, Via
 from consumers.lease import LeaseKeeper
 from consumers.queue import Entry, ReportQueue, connect
-from consumers.renderer import Renderer
+from consumers.renderer import Renderer, rss_bytes
 
 log = structlog.get_logger(__name__)
 
@@ -44,7 +45,7 @@ class Consumer:
             Keys(settings.key_prefix),
             self.name,
         )
-        self.lease = LeaseKeeper(self.queue, lease_s=settings.lease_s)
+        self.lease = LeaseKeeper(self.queue, lease_s=settings.lease_s, report_jobs=True)
         self.renderer = Renderer(
             sales_csv=settings.sales_csv,
             timeout_s=settings.render_timeout_s,
@@ -62,6 +63,13 @@ class Consumer:
             should_give_up=self._past_grace,
             stopping=self.stopping,
         )
+        # The heartbeat carries this worker's memory, from which the API's memory budget
+        # (agentlink_workers_memory_fit) is computed; the gauges show it per process.
+        self.lease.stats = self._memory_stats
+        metrics.RESIDENT_MEMORY.labels(process="consumer").set_function(
+            lambda: rss_bytes(os.getpid())
+        )
+        metrics.RESIDENT_MEMORY.labels(process="render").set_function(self.renderer.rss_bytes)
         self._claim_cursor = "0-0"
         self._reclaim_after = 0.0
         self._next_housekeeping = time.monotonic() + HOUSEKEEPING_EVERY_S
@@ -150,7 +158,7 @@ class Consumer:
                 entry_id=entry.entry_id,
                 deliveries=entry.deliveries,
             )
-            self._handle(entry)
+            self._handle(entry, via="resume")
             after = entry.entry_id
 
     def _step(self) -> None:
@@ -174,14 +182,23 @@ class Consumer:
             return False
         metrics.RECLAIMED.inc()
         log.info("report.reclaimed", entry_id=entry.entry_id, deliveries=entry.deliveries)
-        self._handle(entry)
+        self._handle(entry, via="reclaim")
         return True
 
-    def _handle(self, entry: Entry) -> None:
+    def _handle(self, entry: Entry, via: Via = "read") -> None:
         try:
-            self.job.handle(entry)
+            self.job.handle(entry, via=via)
         finally:
-            structlog.contextvars.unbind_contextvars("job_id", "entry_id", "attempt")
+            structlog.contextvars.unbind_contextvars("job_id", "entry_id", "attempt", "request_id")
+
+    def _memory_stats(self) -> dict[str, str]:
+        """Heartbeat fields: the consumer's RSS and its render child's current and peak RSS."""
+        render_rss, render_peak = self.renderer.memory()
+        return {
+            "rss": str(rss_bytes(os.getpid())),
+            "render_rss": str(render_rss),
+            "render_peak_rss": str(render_peak),
+        }
 
     def _housekeeping(self) -> None:
         self._next_housekeeping = time.monotonic() + HOUSEKEEPING_EVERY_S

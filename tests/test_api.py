@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import redis
 from litestar.testing import TestClient
+from structlog.testing import capture_logs
 
 from agentlink.api import create_app
 from agentlink.jobs import SCHEMA_VERSION
@@ -43,8 +44,11 @@ class TestAccept:
             "state": "NSW",
             "period_months": 12,
             "period_end": None,
+            "callback_url": None,
         }
         assert r.hget(keys.index, entry_id) == body["job_id"]
+        assert body["position"] == 0
+        assert body["estimated_wait_s"] == 0
 
     def test_job_hash_written_with_entry(
         self, client: TestClient[Any], r: redis.Redis, keys: Keys
@@ -77,8 +81,32 @@ class TestAccept:
             AGENTS, data={"suburb": "Manly", "state": "NSW", "period_months": "24"}
         )
         assert response.status_code == 202
+        assert response.headers["content-type"] == "application/json"
         [(_, fields)] = r.xrange(keys.stream, "-", "+")
         assert json.loads(fields["payload"])["period_months"] == 24
+
+    def test_form_dates_coerced_and_bad_numbers_named(
+        self, client: TestClient[Any], r: redis.Redis, keys: Keys
+    ) -> None:
+        """Form fields go through the same model: a date is a date, a bad number names its field."""
+        good = client.post(
+            AGENCY, data={"suburb": "Manly", "state": "nsw", "period_end": "2026-10-31"}
+        )
+        assert good.status_code == 202
+        [(_, fields)] = r.xrange(keys.stream, "-", "+")
+        assert json.loads(fields["payload"])["period_end"] == "2026-10-31"
+        bad = client.post(AGENCY, data={"suburb": "Manly", "state": "NSW", "period_months": "x"})
+        assert bad.status_code == 422
+        assert bad.headers["content-type"] == "application/json"
+        assert bad.json()["errors"][0]["field"] == "period_months"
+
+    def test_position_counts_the_jobs_ahead(self, client: TestClient[Any]) -> None:
+        """Each new job reports the entries queued before it."""
+        positions = [
+            client.post(AGENTS, json={"suburb": "Manly", "state": "NSW"}).json()["position"]
+            for _ in range(3)
+        ]
+        assert positions == [0, 1, 2]
 
 
 class TestValidation:
@@ -139,14 +167,42 @@ class TestValidation:
         assert response.status_code == 415
         assert "application/json" in response.json()["detail"]
 
-    def test_json_with_charset_accepted(self, client: TestClient[Any]) -> None:
-        """``application/json; charset=utf-8`` is JSON."""
+    @pytest.mark.parametrize(
+        "content_type",
+        [
+            "application/json; charset=utf-8",
+            "application/json;charset=UTF-8",
+            "Application/JSON; charset=iso-8859-1",
+        ],
+    )
+    def test_json_with_charset_accepted(self, client: TestClient[Any], content_type: str) -> None:
+        """JSON is JSON whatever the charset parameter (Make sends one)."""
         response = client.post(
             AGENTS,
             content=b'{"suburb":"Manly","state":"NSW"}',
-            headers={"content-type": "application/json; charset=utf-8"},
+            headers={"content-type": content_type},
         )
-        assert response.status_code == 202
+        assert response.status_code == 202, response.text
+
+    def test_oversize_body_is_413_json(
+        self, client: TestClient[Any], r: redis.Redis, keys: Keys
+    ) -> None:
+        """A body over AGENTLINK_MAX_BODY_BYTES (64 KiB) is refused with 413, nothing queued."""
+        body = b'{"suburb":"Manly","state":"NSW","x":"' + b"a" * 70_000 + b'"}'
+        response = client.post(AGENTS, content=body, headers={"content-type": "application/json"})
+        assert response.status_code == 413
+        assert response.headers["content-type"] == "application/json"
+        assert response.json()["detail"] == "the request body is larger than 65536 bytes"
+        assert r.xlen(keys.stream) == 0
+
+    def test_body_limit_is_configurable(self, settings: Settings) -> None:
+        """The limit follows the setting; a body just under it is read."""
+        small = replace(settings, max_body_bytes=1024)
+        with TestClient(app=create_app(small)) as client:
+            under = {"suburb": "Manly", "state": "NSW", "request_id": "r" * 200}
+            assert client.post(AGENTS, json=under).status_code == 202
+            over = client.post(AGENTS, json={"suburb": "Manly", "state": "NSW", "x": "y" * 1100})
+            assert over.status_code == 413
 
 
 class TestJobStatus:
@@ -245,3 +301,43 @@ class TestApiKeys:
     def test_health_needs_no_key(self, keyed: TestClient[Any]) -> None:
         """Health checks work without a key."""
         assert keyed.get("/health").status_code == 200
+
+    @pytest.mark.parametrize(
+        "path", ["/api/job-status/x", "/api/jobs/x/pdf", "/api/generate-agency-report"]
+    )
+    def test_every_api_route_needs_a_key(self, keyed: TestClient[Any], path: str) -> None:
+        """Status, PDF and both submit routes are guarded alike."""
+        if path.startswith("/api/generate"):
+            response = keyed.post(path, json={"suburb": "Manly", "state": "NSW"})
+        else:
+            response = keyed.get(path, headers={"X-API-Key": "k-one-and-more"})
+        assert response.status_code == 401
+        assert response.headers["www-authenticate"].startswith("Bearer")
+
+    @pytest.mark.parametrize(
+        "headers",
+        [
+            {"Authorization": "Basic k-one"},
+            {"Authorization": "Bearer "},
+            {"X-API-Key": ""},
+            {"X-API-Key": "k-on"},
+            {"Authorization": "k-one"},
+        ],
+    )
+    def test_malformed_credentials_are_401(
+        self, keyed: TestClient[Any], headers: dict[str, str]
+    ) -> None:
+        """Another scheme, an empty key or a prefix of a key is no key."""
+        response = keyed.get("/api/job-status/x", headers=headers)
+        assert response.status_code == 401
+
+    def test_keys_never_reach_the_logs(self, keyed: TestClient[Any]) -> None:
+        """Accepted, refused and rate-limited requests log nothing of the key."""
+        with capture_logs() as logs:
+            keyed.post(
+                AGENTS, json={"suburb": "Manly", "state": "NSW"}, headers={"X-API-Key": "k-one"}
+            )
+            keyed.get("/api/job-status/x", headers={"Authorization": "Bearer k-wrong"})
+        assert logs, "nothing was logged"
+        assert "k-one" not in repr(logs)
+        assert "k-wrong" not in repr(logs)

@@ -358,10 +358,11 @@ class TestServices:
             assert isinstance(depends_on, dict), f"{name}: depends_on has no conditions"
             assert depends_on.get("redis", {}).get("condition") == "service_healthy", name
 
-    def test_only_loopback_ports_besides_the_api(self, services: dict[str, Any]) -> None:
-        """Redis publishes nothing; Prometheus and the API listen on 127.0.0.1 only."""
+    def test_only_nginx_publishes_public_ports(self, services: dict[str, Any]) -> None:
+        """Redis and the API publish nothing (nginx is the way in); the rest is loopback."""
         assert not services["redis"].get("ports"), "never publish Redis (no password)"
-        for name in ("prometheus", "api"):
+        assert not services["api"].get("ports"), "the API is reached through nginx"
+        for name in services.keys() - {"nginx"}:
             for port in services[name].get("ports", []):
                 published = port if isinstance(port, str) else port.get("host_ip", "") + ":"
                 assert published.startswith(_LOOPBACK), f"{name} publishes {port!r} publicly"

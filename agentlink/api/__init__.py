@@ -10,9 +10,11 @@ from litestar import Litestar
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
-from agentlink.api import routes
+from agentlink.api import openapi, routes
 from agentlink.api.errors import exception_to_response
 from agentlink.api.store import JobStore, open_store
+from agentlink.callbacks import CallbackPolicy
+from agentlink.observe_http import observe_requests
 from agentlink.settings import Settings
 from agentlink.storage.local import LocalStorage
 from agentlink.streams import Keys
@@ -44,14 +46,30 @@ def create_app(settings: Settings | None = None) -> Litestar:
             routes.metrics_endpoint,
         ],
         dependencies={"store": Provide(provide_store, sync_to_thread=False)},
+        # Request id on every log line and response; request counts by route and status.
+        middleware=[observe_requests],
         exception_handlers={Exception: routes_exception_handler},
         lifespan=[redis_lifespan],
-        openapi_config=OpenAPIConfig(title="AgentLink", version="1"),
+        openapi_config=OpenAPIConfig(
+            title="AgentLink",
+            version="1",
+            description=(
+                "Agent and agency PDF reports for Australian suburbs, queued on Redis Streams. "
+                "Submit a request, then poll its `status_url` or receive the job record on "
+                "a `callback_url`. Errors share one JSON shape: `status`, `title`, `detail`, "
+                "and `errors: [{field, message}]` for invalid fields."
+            ),
+            components=openapi.COMPONENTS,
+            use_handler_docstrings=True,
+            webhooks={"jobFinished": openapi.callback_path_item()},
+        ),
+        request_max_body_size=settings.max_body_bytes,
         logging_config=None,
         debug=False,
     )
     app.state.local_storage = LocalStorage(settings.output_dir)
     app.state.settings = settings
+    app.state.callback_policy = CallbackPolicy.from_settings(settings)
     return app
 
 

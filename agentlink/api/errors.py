@@ -25,6 +25,7 @@ _TITLES = {
     401: "Unauthorized",
     404: "Not found",
     405: "Method not allowed",
+    408: "Request timeout",
     409: "Conflict",
     413: "Request body too large",
     415: "Unsupported media type",
@@ -40,6 +41,15 @@ class FieldError(msgspec.Struct):
 
     field: str
     message: str
+
+
+class Problem(msgspec.Struct):
+    """The body of every error answer (documented in the OpenAPI schema)."""
+
+    status: int
+    title: str
+    detail: str
+    errors: list[FieldError] = msgspec.field(default_factory=list)
 
 
 class ApiError(HTTPException):
@@ -96,6 +106,9 @@ def exception_to_response(request: Request[Any, Any, Any], exc: Exception) -> Re
         status, detail, headers = 503, str(exc), {"Retry-After": "5"}
     elif isinstance(exc, NotFoundException):
         status, detail = 404, f"no route for {request.method} {request.url.path}"
+    elif isinstance(exc, HTTPException) and exc.status_code == 413:
+        limit = request.app.state.settings.max_body_bytes
+        status, detail = 413, f"the request body is larger than {limit} bytes"
     elif isinstance(exc, HTTPException):
         status, detail, headers = exc.status_code, exc.detail, exc.headers
     else:

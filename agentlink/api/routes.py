@@ -2,25 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import urllib.parse
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 import structlog
 from litestar import Request, Response, get, post
-from litestar.datastructures import State
-from litestar.di import NamedDependency
-from litestar.params import FromPath
+from litestar.datastructures import ResponseHeader, State
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, Parameter
 from litestar.response import File, Redirect
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from agentlink import metrics
+from agentlink.api import idempotency, openapi
 from agentlink.api.auth import require_api_key
 from agentlink.api.errors import ApiError, FieldError, field_error
-from agentlink.api.store import JobStore
+from agentlink.api.limits import check_capacity, estimate_wait_s, rate_limit, tenant_scope
+from agentlink.api.store import Accepted, Existing, IdempotencyKey, JobStore
+from agentlink.callbacks import CallbackDnsError, CallbackPolicy, CallbackUrlError
 from agentlink.errors import JobNotFoundError, ServiceUnavailableError, StorageRejectedError
 from agentlink.jobs import AuState, JobRecord, Kind, ReportRequest, ReportSpec, Status
+from agentlink.observe_http import current_request_id
+from agentlink.observe_stream import CONTENT_TYPE, exposition
+from agentlink.settings import Settings
 from agentlink.storage.local import LocalStorage
 
 log = structlog.get_logger(__name__)
@@ -29,6 +35,8 @@ _SUBURB = re.compile(r"^[A-Za-z][A-Za-z .'\-]*$")
 _STATES = ", ".join(s.value for s in AuState)
 _JSON = "application/json"
 _FORM = "application/x-www-form-urlencoded"
+_API_GUARDS = [require_api_key, rate_limit]
+JobId = Annotated[str, Parameter(description="The job id from the submit answer.")]
 
 
 class JobAccepted(msgspec.Struct):
@@ -37,6 +45,10 @@ class JobAccepted(msgspec.Struct):
     job_id: str
     status: Status
     status_url: str
+    position: int
+    """Jobs ahead of this one in the queue (0: a worker has it, or will take it next)."""
+    estimated_wait_s: int
+    """Seconds until a worker is expected to start it (0 once started or finished)."""
 
 
 def _decode(body: bytes, content_type: str) -> ReportRequest:
@@ -55,8 +67,10 @@ def _decode(body: bytes, content_type: str) -> ReportRequest:
         raise ApiError(400, f"the request body is not valid JSON: {exc}") from exc
 
 
-def parse_request(kind: Kind, body: bytes, content_type: str) -> ReportSpec:
-    """Validate and normalise a request body; ``ApiError`` names the field at fault."""
+def parse_request(kind: Kind, body: bytes, content_type: str) -> tuple[ReportSpec, str | None]:
+    """Validate and normalise a request body; ``ApiError`` names the field at fault.
+
+    Returns the spec and the body's ``request_id`` (an idempotency key, if any)."""
     if content_type not in {_JSON, _FORM, ""}:
         raise ApiError(415, f"send the body as {_JSON} (or {_FORM}), not {content_type}")
     try:
@@ -74,32 +88,155 @@ def parse_request(kind: Kind, body: bytes, content_type: str) -> ReportSpec:
         problems.append(FieldError("state", f"must be one of {_STATES}, got {request.state!r}"))
     if problems:
         raise ApiError(422, "the request body is invalid", errors=problems)
-    return ReportSpec(
+    spec = ReportSpec(
         kind=kind,
         suburb=suburb,
         state=AuState(state),
         period_months=request.period_months,
         period_end=request.period_end,
+        callback_url=request.callback_url,
+    )
+    return spec, request.request_id
+
+
+async def _read_body(request: Request[Any, Any, Any], timeout_s: float) -> bytes:
+    """The body, within ``timeout_s``: a client dribbling bytes cannot hold a request open.
+    (Its size is capped by Litestar's ``request_max_body_size``: 413.)"""
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await request.body()
+    except TimeoutError:
+        raise ApiError(408, f"the request body did not arrive in {timeout_s:g} s") from None
+
+
+async def _checked_callback(spec: ReportSpec, policy: CallbackPolicy) -> ReportSpec:
+    """422 unless the callback URL passes the SSRF guard now (it is checked again at
+    delivery); 503 if its host cannot be resolved right now."""
+    if not spec.callback_url:
+        return spec
+    try:
+        target = policy.check_url(spec.callback_url)
+        await policy.resolve(target)
+    except CallbackDnsError as exc:
+        raise ApiError(503, str(exc), headers={"Retry-After": "30"}) from exc
+    except CallbackUrlError as exc:
+        raise ApiError(
+            422,
+            "the callback_url is not allowed",
+            errors=[FieldError("callback_url", str(exc))],
+        ) from exc
+    return msgspec.structs.replace(spec, callback_url=target.url)
+
+
+def _answer(
+    request: Request[Any, Any, Any], job_id: str, status: Status, position: int, wait_s: int
+) -> tuple[JobAccepted, str]:
+    status_url = str(request.url_for("job_status", job_id=job_id))
+    body = JobAccepted(
+        job_id=job_id,
+        status=status,
+        status_url=status_url,
+        position=position,
+        estimated_wait_s=wait_s,
+    )
+    return body, status_url
+
+
+async def _replay(
+    request: Request[Any, Any, Any],
+    store: JobStore,
+    existing: Existing,
+    *,
+    key: IdempotencyKey,
+    given: tuple[str, str],
+    settings: Settings,
+) -> Response[JobAccepted]:
+    """A repeated idempotency key: the same job again (200), or 409 for another body."""
+    if existing.body_sha256 != key.body_sha256:
+        metrics.REQUESTS_REJECTED.labels(reason="conflict").inc()
+        raise idempotency.conflict(*given, existing.job_id, settings.idempotency_ttl_s)
+    try:
+        record = await store.get(existing.job_id)
+        status = record.status
+    except JobNotFoundError:
+        status = Status.QUEUED  # the record was deleted by hand; the key still names the job
+    position = wait_s = 0
+    if status == Status.QUEUED:
+        entry_id = await store.entry_of(existing.job_id)
+        position = await store.position(entry_id) if entry_id else 0
+        if position:
+            backlog = await store.backlog(live_within_s=2 * settings.lease_s)
+            wait_s = estimate_wait_s(position, backlog.service_s, backlog.consumers)
+    body, status_url = _answer(request, existing.job_id, status, position, wait_s)
+    log.info("report.replayed", job_id=existing.job_id, status=status.value)
+    return Response(
+        body,
+        status_code=200,
+        headers={"Location": status_url, "Idempotent-Replayed": "true"},
+        media_type=_JSON,
     )
 
 
 async def _submit(
     kind: Kind, request: Request[Any, Any, Any], store: NamedDependency[JobStore]
 ) -> Response[JobAccepted]:
+    settings: Settings = request.app.state.settings
     try:
-        spec = parse_request(kind, await request.body(), request.content_type[0])
+        body = await _read_body(request, settings.body_timeout_s)
+        spec, request_id = parse_request(kind, body, request.content_type[0])
+        given = idempotency.choose_key(request.headers.get(idempotency.HEADER), request_id)
+        spec = await _checked_callback(spec, request.app.state.callback_policy)
     except ApiError as exc:
         metrics.REQUESTS_REJECTED.labels(
-            reason="invalid" if exc.status_code < 500 else "error"
+            reason="invalid" if exc.status_code < 500 else "unavailable"
         ).inc()
         raise
+    key = None
+    if given is not None:
+        scope = tenant_scope(request, settings)
+        key = idempotency.idempotency_key(
+            store.keys, scope, spec, given[0], settings.idempotency_ttl_s
+        )
     try:
-        accepted = await store.enqueue(spec)
+        if key is not None and given and (existing := await store.existing(key.redis_key)):
+            return await _replay(request, store, existing, key=key, given=given, settings=settings)
+        try:
+            backlog = await check_capacity(store, settings)
+        except ApiError:
+            metrics.REQUESTS_REJECTED.labels(reason="overloaded").inc()
+            raise
+        # The job keeps the HTTP request id, so API and consumer log lines of one job share
+        # it; the idempotency key lives only in its own key.
+        outcome = await store.enqueue(
+            spec,
+            request_id=current_request_id(),
+            idempotency=key,
+            idempotency_key=given[0] if given else None,
+        )
     except ServiceUnavailableError:
         metrics.REQUESTS_REJECTED.labels(reason="unavailable").inc()
         raise
+    if isinstance(outcome, Existing):  # a concurrent request with this key won the race
+        assert key is not None
+        assert given is not None
+        return await _replay(request, store, outcome, key=key, given=given, settings=settings)
+    return _accepted(
+        request, kind, spec, outcome, service_s=backlog.service_s, consumers=backlog.consumers
+    )
+
+
+def _accepted(
+    request: Request[Any, Any, Any],
+    kind: Kind,
+    spec: ReportSpec,
+    accepted: Accepted,
+    *,
+    service_s: float | None,
+    consumers: int,
+) -> Response[JobAccepted]:
     metrics.REQUESTS_ACCEPTED.labels(kind=kind.value).inc()
-    status_url = str(request.url_for("job_status", job_id=accepted.job_id))
+    wait_s = estimate_wait_s(accepted.position, service_s, consumers)
+    body, status_url = _answer(request, accepted.job_id, Status.QUEUED, accepted.position, wait_s)
     log.info(
         "report.accepted",
         job_id=accepted.job_id,
@@ -107,46 +244,73 @@ async def _submit(
         kind=kind.value,
         suburb=spec.suburb,
         state=spec.state.value,
+        position=accepted.position,
+        estimated_wait_s=wait_s,
+        callback=bool(spec.callback_url),
     )
-    return Response(
-        JobAccepted(job_id=accepted.job_id, status=Status.QUEUED, status_url=status_url),
-        status_code=202,
-        headers={"Location": status_url},
-        media_type=_JSON,
-    )
+    return Response(body, status_code=202, headers={"Location": status_url}, media_type=_JSON)
+
+
+_SUBMIT: dict[str, Any] = {
+    "status_code": 202,
+    "guards": _API_GUARDS,
+    "dependencies": {"report_body": Provide(openapi.report_body, sync_to_thread=False)},
+    "responses": openapi.SUBMIT_RESPONSES,
+    "response_headers": [ResponseHeader(name="Location", documentation_only=True)],
+    "operation_class": openapi.ApiOperation,
+    "security": openapi.SECURITY,
+    "tags": ["reports"],
+}
 
 
 @post(
     "/api/generate-agents-report",
     name="generate_agents_report",
-    status_code=202,
-    guards=[require_api_key],
+    summary="Queue an agents report",
+    **_SUBMIT,
 )
 async def generate_agents_report(
     request: Request[Any, Any, Any], store: NamedDependency[JobStore]
 ) -> Response[JobAccepted]:
-    """Queue an agents report: agents of the suburb ranked by sales."""
+    """Queue an agents report: agents of the suburb ranked by sales.
+
+    Answers at once with the job id; poll `status_url` until `status` is `completed`
+    (or `failed`/`dead`), or pass a `callback_url` to receive the record when it is done.
+    """
     return await _submit(Kind.AGENTS, request, store)
 
 
 @post(
     "/api/generate-agency-report",
     name="generate_agency_report",
-    status_code=202,
-    guards=[require_api_key],
+    summary="Queue an agency report",
+    **_SUBMIT,
 )
 async def generate_agency_report(
     request: Request[Any, Any, Any], store: NamedDependency[JobStore]
 ) -> Response[JobAccepted]:
-    """Queue an agency report: agencies of the suburb ranked by sales."""
+    """Queue an agency report: agencies of the suburb ranked by sales.
+
+    Answers at once with the job id; poll `status_url` until `status` is `completed`
+    (or `failed`/`dead`), or pass a `callback_url` to receive the record when it is done.
+    """
     return await _submit(Kind.AGENCY, request, store)
 
 
-@get("/api/job-status/{job_id:str}", name="job_status", guards=[require_api_key])
+@get(
+    "/api/job-status/{job_id:str}",
+    name="job_status",
+    summary="A job's status record",
+    guards=_API_GUARDS,
+    responses=openapi.STATUS_RESPONSES,
+    operation_class=openapi.StatusOperation,
+    security=openapi.SECURITY,
+    tags=["reports"],
+)
 async def job_status(
-    job_id: FromPath[str], request: Request[Any, Any, Any], store: NamedDependency[JobStore]
+    job_id: FromPath[JobId], request: Request[Any, Any, Any], store: NamedDependency[JobStore]
 ) -> JobRecord:
-    """The job's status record; ``status == "completed"`` once its PDF is stored."""
+    """The job's status record; `status == "completed"` once its PDF is stored."""
     record = await store.get(job_id)
     if (
         record.result is not None
@@ -160,11 +324,16 @@ async def job_status(
 @get(
     "/api/jobs/{job_id:str}/pdf",
     name="job_pdf",
+    summary="A completed job's PDF",
     media_type="application/pdf",
-    guards=[require_api_key],
+    guards=_API_GUARDS,
+    responses=openapi.PDF_RESPONSES,
+    operation_class=openapi.StatusOperation,
+    security=openapi.SECURITY,
+    tags=["reports"],
 )
 async def job_pdf(
-    job_id: FromPath[str], store: NamedDependency[JobStore], state: State
+    job_id: FromPath[JobId], store: NamedDependency[JobStore], state: State
 ) -> File | Redirect:
     """The finished PDF (404 if the job is unknown, 409 while it is not completed).
 
@@ -208,7 +377,13 @@ async def job_pdf(
     )
 
 
-@get("/health", name="health")
+@get(
+    "/health",
+    name="health",
+    summary="Is the API up and Redis reachable?",
+    responses=openapi.HEALTH_RESPONSES,
+    tags=["operations"],
+)
 async def health(store: NamedDependency[JobStore]) -> Response[dict[str, str]]:
     """200 when Redis answers, 503 otherwise."""
     try:
@@ -221,6 +396,7 @@ async def health(store: NamedDependency[JobStore]) -> Response[dict[str, str]]:
 
 
 @get("/metrics", name="metrics", include_in_schema=False)
-async def metrics_endpoint() -> Response[bytes]:
-    """Prometheus exposition of the API's metrics."""
-    return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
+async def metrics_endpoint(store: NamedDependency[JobStore], state: State) -> Response[bytes]:
+    """Prometheus exposition: the API's metrics and the stream state, read from Redis now."""
+    settings: Settings = state.settings
+    return Response(await exposition(store.client, settings), media_type=CONTENT_TYPE)

@@ -1,0 +1,429 @@
+"""The OpenAPI description served at ``/schema/openapi.json``: every route, body, answer and
+error, with examples, and the callback (webhook) a finished job sends.
+
+The submit handlers read the raw body themselves (JSON with any charset, or a form), so
+Litestar sees no ``data`` parameter. ``report_body`` is a documentation-only dependency
+that declares one: Litestar documents a dependency's ``data`` even though no handler asks
+for the dependency, so it is never called. ``ApiOperation`` then adds the form encoding,
+the examples and the ``Retry-After`` headers that the generated operation lacks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import (
+    Components,
+    Example,
+    OpenAPIHeader,
+    OpenAPIMediaType,
+    OpenAPIResponse,
+    Operation,
+    Parameter,
+    PathItem,
+    Reference,
+    RequestBody,
+    Schema,
+    SecurityScheme,
+)
+from litestar.openapi.spec.enums import OpenAPIType
+
+from agentlink.api.errors import Problem
+from agentlink.callbacks import SIGNATURE_HEADER, TIMESTAMP_HEADER
+from agentlink.jobs import ReportRequest
+
+JSON = "application/json"
+FORM = "application/x-www-form-urlencoded"
+SECURITY: list[dict[str, list[str]]] = [{"BearerAuth": []}, {"ApiKeyHeader": []}]
+COMPONENTS = Components(
+    security_schemes={
+        "BearerAuth": SecurityScheme(
+            type="http",
+            scheme="bearer",
+            description="`Authorization: Bearer <key>`, a key of AGENTLINK_API_KEYS",
+        ),
+        "ApiKeyHeader": SecurityScheme(
+            type="apiKey",
+            name="X-API-Key",
+            security_scheme_in="header",
+            description="`X-API-Key: <key>`, a key of AGENTLINK_API_KEYS",
+        ),
+    }
+)
+
+JOB_ID = "6f1c2a9b-3d4e-4f50-8a61-7b2c3d4e5f60"
+REQUEST_EXAMPLES = {
+    "minimal": Example(
+        summary="The suburb and its state",
+        value={"suburb": "Manly", "state": "NSW"},
+    ),
+    "make": Example(
+        summary="From Make: a period, a custom webhook for the result, an idempotency key",
+        value={
+            "suburb": "Surry Hills",
+            "state": "NSW",
+            "period_months": 6,
+            "period_end": "2026-10-31",
+            "callback_url": "https://hook.eu1.make.com/abc123def456",
+            "request_id": "crm-row-4711",
+        },
+    ),
+}
+FORM_EXAMPLE = Example(
+    summary="The same as a form",
+    value="suburb=Manly&state=NSW&period_months=12",
+)
+ACCEPTED_EXAMPLE = {
+    "job_id": JOB_ID,
+    "status": "queued",
+    "status_url": f"https://agentlink.example.com/api/job-status/{JOB_ID}",
+    "position": 3,
+    "estimated_wait_s": 8,
+}
+RECORD_EXAMPLE = {
+    "job_id": JOB_ID,
+    "kind": "agents",
+    "status": "completed",
+    "suburb": "Manly",
+    "state": "NSW",
+    "period_months": 12,
+    "period_end": None,
+    "request_id": "crm-row-4711",
+    "created_at": "2026-11-26T13:40:00.123+00:00",
+    "started_at": "2026-11-26T13:40:01.020+00:00",
+    "finished_at": "2026-11-26T13:40:02.870+00:00",
+    "attempts": 1,
+    "consumer": "web-1-1",
+    "error": None,
+    "result": {
+        "storage": "dropbox",
+        "path": "/AgentLink/NSW/Manly/agents-Manly-2026-11-26-6f1c2a9b.pdf",
+        "url": "https://www.dropbox.com/scl/fi/abc/agents-Manly-2026-11-26-6f1c2a9b.pdf?dl=0",
+        "bytes": 37017,
+        "pages": 3,
+        "rev": "015f1c2a9b",
+    },
+    "errors": [],
+}
+
+
+def report_body(data: ReportRequest) -> None:
+    """Documentation only (see the module docstring): never called."""
+    raise AssertionError("report_body documents the request body; no handler calls it")
+
+
+def _problem(status: int, title: str, detail: str, field: tuple[str, str] | None = None) -> Any:
+    body: dict[str, Any] = {"status": status, "title": title, "detail": detail}
+    if field:
+        body["errors"] = [{"field": field[0], "message": field[1]}]
+    return body
+
+
+def problem(description: str, *examples: tuple[str, dict[str, Any]]) -> ResponseSpec:
+    """An error answer in the one error shape, with examples."""
+    return ResponseSpec(
+        data_container=Problem,
+        description=description,
+        generate_examples=False,
+        media_type=JSON,
+        examples=[Example(summary=summary, value=value) for summary, value in examples],
+    )
+
+
+UNAUTHORIZED = problem(
+    "No or wrong API key (with AGENTLINK_API_KEYS set).",
+    (
+        "missing key",
+        _problem(
+            401,
+            "Unauthorized",
+            "a valid API key is required: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
+        ),
+    ),
+)
+RATE_LIMITED = problem(
+    "Over this API key's rate limit; `Retry-After` says when to try again.",
+    (
+        "rate limited",
+        _problem(
+            429,
+            "Too many requests",
+            "rate limit of 120 requests per 60 s exceeded for this API key; retry in 2 s",
+        ),
+    ),
+)
+UNAVAILABLE = problem(
+    "Redis unreachable, Redis memory past its high-water mark, or the queue too long for "
+    "AGENTLINK_MAX_WAIT_S; `Retry-After` says when to try again. Nothing was queued.",
+    (
+        "queue too long",
+        _problem(
+            503,
+            "Service unavailable",
+            "the queue is too long: a new job would wait about 4000 s (800 jobs ahead, 1 "
+            "workers), more than the 3600 s allowed (AGENTLINK_MAX_WAIT_S); retry in 400 s",
+        ),
+    ),
+    (
+        "Redis down",
+        _problem(
+            503, "Service unavailable", "the job queue (Redis) is unreachable; try again shortly"
+        ),
+    ),
+)
+NOT_FOUND = problem(
+    "No such job (or its record expired).",
+    ("unknown job", _problem(404, "Not found", f"no job with id '{JOB_ID}'")),
+)
+
+SUBMIT_RESPONSES: dict[int, ResponseSpec] = {
+    200: ResponseSpec(
+        data_container=None,
+        description=(
+            "A repeat of an earlier request (same idempotency key, same body): the job that "
+            "request created, nothing new queued. Same shape as the 202 answer."
+        ),
+        media_type=JSON,
+        generate_examples=False,
+    ),
+    400: problem(
+        "Malformed or empty JSON.",
+        (
+            "malformed",
+            _problem(400, "Bad request", "the request body is not valid JSON: malformed"),
+        ),
+    ),
+    401: UNAUTHORIZED,
+    408: problem(
+        "The body did not arrive within AGENTLINK_BODY_TIMEOUT_S.",
+        ("slow", _problem(408, "Request timeout", "the request body did not arrive in 10 s")),
+    ),
+    409: problem(
+        "The idempotency key was used for a different request body.",
+        (
+            "key reused",
+            _problem(
+                409,
+                "Conflict",
+                f"this idempotency key was already used for a different request (job "
+                f"{JOB_ID}) within the last 24 h; send the original body to get that job "
+                "back, or a new key for a new request",
+                ("Idempotency-Key", "'crm-row-4711' belongs to another request body"),
+            ),
+        ),
+    ),
+    413: problem(
+        "Body larger than AGENTLINK_MAX_BODY_BYTES.",
+        ("too large", _problem(413, "Request body too large", "the request body is larger")),
+    ),
+    415: problem(
+        "Neither JSON nor a form.",
+        (
+            "xml",
+            _problem(
+                415,
+                "Unsupported media type",
+                "send the body as application/json (or application/x-www-form-urlencoded), "
+                "not application/xml",
+            ),
+        ),
+    ),
+    422: problem(
+        "A field is invalid (unknown fields too); `errors` names each one. A `callback_url` "
+        "that is not https, not an allowed host, or resolves to a private address is refused "
+        "here.",
+        (
+            "bad state",
+            _problem(
+                422,
+                "Invalid request",
+                "the request body is invalid",
+                ("state", "must be one of NSW, VIC, QLD, SA, WA, TAS, ACT, NT, got 'Queensland'"),
+            ),
+        ),
+        (
+            "callback refused",
+            _problem(
+                422,
+                "Invalid request",
+                "the callback_url is not allowed",
+                (
+                    "callback_url",
+                    "callback_url host '169.254.169.254' is 169.254.169.254, a link-local "
+                    "address; callbacks go to public addresses only",
+                ),
+            ),
+        ),
+    ),
+    429: RATE_LIMITED,
+    503: UNAVAILABLE,
+}
+STATUS_RESPONSES: dict[int, ResponseSpec] = {
+    401: UNAUTHORIZED,
+    404: NOT_FOUND,
+    429: RATE_LIMITED,
+    503: UNAVAILABLE,
+}
+PDF_RESPONSES: dict[int, ResponseSpec] = {
+    302: ResponseSpec(
+        data_container=None,
+        description="A Dropbox report: redirect to its shared link (`dl=1`, the file itself).",
+        media_type="text/plain",
+        generate_examples=False,
+    ),
+    401: UNAUTHORIZED,
+    404: NOT_FOUND,
+    409: problem(
+        "The job is not completed yet.",
+        (
+            "not ready",
+            _problem(
+                409, "Conflict", f"job {JOB_ID} is queued; the PDF exists once it is completed"
+            ),
+        ),
+    ),
+    429: RATE_LIMITED,
+    503: UNAVAILABLE,
+}
+HEALTH_RESPONSES: dict[int, ResponseSpec] = {
+    503: ResponseSpec(
+        data_container=dict[str, str],
+        description="Redis is unreachable.",
+        media_type=JSON,
+        generate_examples=False,
+        examples=[Example(summary="Redis down", value={"status": "unavailable", "redis": "down"})],
+    ),
+}
+
+_RETRY_AFTER = OpenAPIHeader(
+    schema=Schema(type=OpenAPIType.INTEGER, minimum=1),
+    description="Seconds to wait before trying again.",
+)
+_LOCATION = OpenAPIHeader(
+    schema=Schema(type=OpenAPIType.STRING, format=None),
+    description="The job's status URL (`status_url`).",
+)
+_IDEMPOTENCY_PARAMETER = Parameter(
+    name="Idempotency-Key",
+    param_in="header",
+    required=False,
+    schema=Schema(type=OpenAPIType.STRING, min_length=1, max_length=255),
+    description=(
+        "Any text that identifies this request (e.g. a UUID, or the id of the record the "
+        "report is for). A repeat with the same key and body returns the same job (200); "
+        "the same key with another body is a 409. Kept for AGENTLINK_IDEMPOTENCY_TTL_S "
+        "(24 h); scoped per API key and per report kind. The body's `request_id` does the "
+        "same when the header is absent."
+    ),
+)
+
+
+@dataclass
+class ApiOperation(Operation):
+    """The generated operation, completed: form bodies, examples, headers of answers."""
+
+    def __post_init__(self) -> None:
+        responses = self.responses or {}
+        for code in ("429", "503"):
+            response = responses.get(code)
+            if isinstance(response, OpenAPIResponse):
+                response.headers = {"Retry-After": _RETRY_AFTER}
+        if isinstance(self.request_body, RequestBody) and JSON in self.request_body.content:
+            self._complete_report_body(self.request_body, responses)
+
+    def _complete_report_body(self, body: RequestBody, responses: dict[str, Any]) -> None:
+        schema = body.content[JSON].schema
+        body.description = (
+            "The report request, as JSON (any charset) or as a form; numbers and dates in a "
+            "form are read like their JSON forms."
+        )
+        body.content = {
+            JSON: OpenAPIMediaType(schema=schema, examples=dict(REQUEST_EXAMPLES)),
+            FORM: OpenAPIMediaType(schema=schema, examples={"form": FORM_EXAMPLE}),
+        }
+        accepted = responses.get("202")
+        if isinstance(accepted, OpenAPIResponse):
+            accepted.headers = {"Location": _LOCATION}
+            accepted.description = "Queued: poll `status_url`, or wait for the callback."
+            if accepted.content and JSON in accepted.content:
+                media = accepted.content[JSON]
+                media.examples = {"queued": Example(value=ACCEPTED_EXAMPLE)}
+                replay = responses.get("200")
+                if isinstance(replay, OpenAPIResponse):
+                    replay.content = {
+                        JSON: OpenAPIMediaType(
+                            schema=media.schema,
+                            examples={"replayed": Example(value=ACCEPTED_EXAMPLE)},
+                        )
+                    }
+        self.parameters = [*(self.parameters or []), _IDEMPOTENCY_PARAMETER]
+        self.callbacks = {"jobFinished": {"{$request.body#/callback_url}": callback_path_item()}}
+
+
+@dataclass
+class StatusOperation(Operation):
+    """The status route: an example record."""
+
+    def __post_init__(self) -> None:
+        responses = self.responses or {}
+        for code in ("429", "503"):
+            response = responses.get(code)
+            if isinstance(response, OpenAPIResponse):
+                response.headers = {"Retry-After": _RETRY_AFTER}
+        ok = responses.get("200")
+        if isinstance(ok, OpenAPIResponse) and ok.content and JSON in ok.content:
+            ok.content[JSON].examples = {"completed": Example(value=RECORD_EXAMPLE)}
+
+
+def callback_path_item() -> PathItem:
+    """The POST a finished job sends to its ``callback_url``."""
+    header = Schema(type=OpenAPIType.STRING)
+    return PathItem(
+        post=Operation(
+            summary="A job finished (completed, failed or dead)",
+            description=(
+                "The job record, as `GET /api/job-status/{job_id}` returns it. Retried with "
+                "back-off on timeouts, 429 and 5xx; a 2xx answer within "
+                "AGENTLINK_CALLBACK_TIMEOUT_S confirms it. Deliveries are at least once: "
+                "de-duplicate on `job_id` + `status` (or `X-AgentLink-Delivery`)."
+            ),
+            parameters=[
+                Parameter(
+                    name=TIMESTAMP_HEADER,
+                    param_in="header",
+                    required=True,
+                    schema=header,
+                    description="Unix time (seconds) of this delivery attempt.",
+                ),
+                Parameter(
+                    name=SIGNATURE_HEADER,
+                    param_in="header",
+                    required=False,
+                    schema=header,
+                    description=(
+                        "`sha256=` + hex HMAC-SHA256 of `<timestamp>.<raw body>` keyed with "
+                        "AGENTLINK_WEBHOOK_SECRET (absent when no secret is set)."
+                    ),
+                ),
+                Parameter(
+                    name="X-AgentLink-Delivery",
+                    param_in="header",
+                    required=True,
+                    schema=header,
+                    description="Stable id of this callback across its retries.",
+                ),
+            ],
+            request_body=RequestBody(
+                required=True,
+                content={
+                    JSON: OpenAPIMediaType(
+                        schema=Reference(ref="#/components/schemas/JobRecord"),
+                        examples={"completed": Example(value=RECORD_EXAMPLE)},
+                    )
+                },
+            ),
+            responses={"200": OpenAPIResponse(description="Received (any 2xx will do).")},
+        )
+    )

@@ -1,0 +1,452 @@
+"""The notifier: POSTs a finished job's record to its ``callback_url``, signed, retried.
+
+The outcome scripts (``FINISH_LUA``, ``DEAD_LETTER_LUA``) XADD a callback entry to
+``agentlink:callbacks`` in the same step that records a job's outcome. Notifiers read that
+stream in the consumer group ``notifiers`` with the report consumers' discipline — and
+their very code: ``ReportQueue`` (COUNT 1, own pending first, XAUTOCLAIM following the
+cursor) and ``LeaseKeeper`` (guarded lease renewal, a held name) run on ``CallbackKeys``.
+So a notifier killed mid-delivery loses nothing: its entry is reclaimed after one lease
+and delivered again (the receiver de-duplicates on ``job_id`` + status, or on
+``X-AgentLink-Delivery``).
+
+Each delivery ends in one atomic settle script, and only while this notifier still owns
+the entry: delivered → ack + delete; a timeout, a connection error, 408, 425, 429 or 5xx →
+parked in ``agentlink:callbacks:delayed`` until its back-off is over (the loop moves due
+ones back onto the stream) — no delivery waits behind another's back-off; any other answer,
+a URL the SSRF guard now refuses, or ``AGENTLINK_CALLBACK_MAX_ATTEMPTS`` used up → copied to
+``agentlink:callbacks:dead`` with the reason.
+
+Every worker process runs one notifier thread (``consumers.__main__``); ``agentlink
+callbacks`` (``python -m consumers.callbacks``) runs one on its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import random
+import signal
+import ssl
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from types import FrameType
+from typing import Literal
+
+import httpx
+import msgspec
+import structlog
+
+from agentlink.callbacks import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    CallbackDnsError,
+    CallbackPolicy,
+    CallbackTarget,
+    CallbackUrlError,
+    sign,
+)
+from agentlink.errors import ConfigurationError, ServiceUnavailableError
+from agentlink.jobs import record_from_hash
+from agentlink.settings import Settings
+from agentlink.streams import CALLBACK_PROMOTE_LUA, CALLBACK_SETTLE_LUA, Keys, flatten, now_iso
+from consumers.lease import LeaseKeeper
+from consumers.queue import Entry, ReportQueue, connect
+
+log = structlog.get_logger(__name__)
+
+USER_AGENT = "AgentLink-Callback/1"
+RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+PROMOTE_BATCH = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one delivery attempt ended."""
+
+    verdict: Literal["delivered", "retry", "give_up"]
+    detail: str
+    retry_after_s: float | None = None
+
+
+class Sender:
+    """Delivers one callback: re-checks the URL, pins the connection, signs the body."""
+
+    def __init__(self, policy: CallbackPolicy, secret: str, timeout_s: float) -> None:
+        self.policy = policy
+        self.secret = secret
+        self.timeout_s = timeout_s
+        self.ssl: ssl.SSLContext = httpx.create_ssl_context()
+        self.loop = asyncio.new_event_loop()
+
+    def close(self) -> None:
+        """Free the event loop."""
+        self.loop.close()
+
+    def deliver(self, fields: dict[str, str], delivery: str, attempt: int) -> Outcome:
+        """POST the callback of ``fields`` once; never longer than the timeout in all."""
+        return self.loop.run_until_complete(self._deliver(fields, delivery, attempt))
+
+    async def _deliver(self, fields: dict[str, str], delivery: str, attempt: int) -> Outcome:
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                return await self._post(fields, delivery, attempt)
+        except TimeoutError:
+            return Outcome("retry", f"no answer within {self.timeout_s:g} s")
+
+    async def _post(self, fields: dict[str, str], delivery: str, attempt: int) -> Outcome:
+        try:
+            target = self.policy.check_url(fields.get("url", ""))
+            # Resolved again now: a DNS answer that turned private since submission is
+            # refused, and the connection goes to the address that passed.
+            addresses = await self.policy.resolve(target, self.timeout_s)
+        except CallbackDnsError as exc:
+            return Outcome("retry", str(exc))
+        except CallbackUrlError as exc:
+            return Outcome("give_up", f"refused at delivery: {exc}")
+        try:
+            body = encode_record(fields)
+        except (ValueError, KeyError, msgspec.DecodeError) as exc:
+            return Outcome("give_up", f"unreadable job record: {exc}")
+        timestamp = str(int(time.time()))
+        headers = {
+            "Host": target.host_header,
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            "X-AgentLink-Event": f"job.{fields.get('status', '')}",
+            "X-AgentLink-Job-Id": fields.get("job_id", ""),
+            "X-AgentLink-Delivery": delivery,
+            "X-AgentLink-Attempt": str(attempt),
+            TIMESTAMP_HEADER: timestamp,
+        }
+        if self.secret:
+            headers[SIGNATURE_HEADER] = sign(self.secret, timestamp, body)
+        return await self._send(target, addresses, body, headers)
+
+    async def _send(
+        self, target: CallbackTarget, addresses: list[str], body: bytes, headers: dict[str, str]
+    ) -> Outcome:
+        extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
+        outcome = Outcome("retry", "no address to connect to")
+        async with httpx.AsyncClient(
+            verify=self.ssl,
+            timeout=self.timeout_s,
+            follow_redirects=False,  # a redirect could point anywhere, past the guard
+            trust_env=False,  # a proxy would undo the pinning
+            limits=httpx.Limits(max_keepalive_connections=0),
+        ) as client:
+            for address in addresses:  # each one checked; the next only if connecting fails
+                try:
+                    response = await client.post(
+                        target.pinned_url(address),
+                        content=body,
+                        headers=headers,
+                        extensions=extensions,
+                    )
+                except httpx.ConnectError as exc:
+                    outcome = Outcome("retry", f"cannot connect to {address}: {exc}")
+                    continue
+                except httpx.TimeoutException:
+                    outcome = Outcome("retry", f"no answer within {self.timeout_s:g} s")
+                except httpx.HTTPError as exc:
+                    outcome = Outcome("retry", f"{type(exc).__name__}: {exc}")
+                else:
+                    outcome = classify(response.status_code, response.headers.get("retry-after"))
+                break
+        return outcome
+
+
+def encode_record(fields: dict[str, str]) -> bytes:
+    """The job record JSON of a callback entry (the snapshot taken with the outcome)."""
+    snapshot = msgspec.json.decode(fields["record"], type=dict[str, str])
+    return msgspec.json.encode(record_from_hash(snapshot))
+
+
+def classify(status: int, retry_after: str | None) -> Outcome:
+    """What the receiver's answer means for this callback."""
+    if 200 <= status < 300:
+        return Outcome("delivered", f"answered {status}")
+    if status in RETRYABLE_STATUSES or status >= 500:
+        seconds = None
+        if retry_after and retry_after.strip().isdigit():
+            seconds = float(retry_after.strip())
+        return Outcome("retry", f"answered {status}", retry_after_s=seconds)
+    return Outcome("give_up", f"answered {status}")
+
+
+class Notifier:
+    """Delivers callbacks until stopped (see the module docstring)."""
+
+    def __init__(
+        self, settings: Settings, name: str, *, stopping: threading.Event | None = None
+    ) -> None:
+        self.settings = settings
+        self.name = name
+        self.keys = Keys(settings.key_prefix).callbacks
+        self.queue = ReportQueue(
+            connect(settings.redis_url, block_ms=settings.block_ms), self.keys, name
+        )
+        self.lease = LeaseKeeper(self.queue, lease_s=settings.lease_s)
+        self.sender = Sender(
+            CallbackPolicy.from_settings(settings),
+            settings.webhook_secret,
+            settings.callback_timeout_s,
+        )
+        self.stopping = stopping or threading.Event()
+        self._settle = self.queue.client.register_script(CALLBACK_SETTLE_LUA)
+        self._promote = self.queue.client.register_script(CALLBACK_PROMOTE_LUA)
+        self._claim_cursor = "0-0"
+        self._reclaim_after = 0.0
+
+    def run(self) -> int:
+        """Deliver until ``stopping`` is set; returns the exit code."""
+        if not self._start_up():
+            return 0
+        self.lease.start()
+        log.info(
+            "notifier.started",
+            notifier=self.name,
+            signed=bool(self.settings.webhook_secret),
+            hosts=list(self.settings.callback_hosts),
+        )
+        if not self.settings.webhook_secret:
+            log.warning("notifier.unsigned", hint="set AGENTLINK_WEBHOOK_SECRET to sign callbacks")
+        try:
+            drained = False
+            while not self.stopping.is_set():
+                try:
+                    if not drained:
+                        self._drain_own_pending()
+                        drained = True
+                    self.step()
+                except ServiceUnavailableError as exc:
+                    log.warning("notifier.redis_unavailable", error=str(exc))
+                    self._reclaim_after = time.monotonic() + self.settings.lease_s
+                    self.stopping.wait(1.0)
+                    if "NOGROUP" in str(exc):
+                        with contextlib.suppress(ServiceUnavailableError):
+                            self.queue.ensure_group()
+                except Exception:
+                    # E.g. Redis refusing writes (OOM): the entry stays pending and is retried
+                    # or reclaimed; the notifier must not die over it.
+                    log.exception("notifier.error")
+                    self.stopping.wait(1.0)
+        finally:
+            self.lease.stop()
+            self.sender.close()
+            log.info("notifier.stopped", notifier=self.name)
+        return 0
+
+    def _start_up(self) -> bool:
+        """Wait for Redis, create the group, take the name; False if stopped meanwhile."""
+        delay = 0.5
+        while not self.stopping.is_set():
+            try:
+                self.queue.ensure_group()
+                wait_s = max(0.0, self.settings.lease_s - self.queue.uptime_s())
+                self._reclaim_after = time.monotonic() + wait_s
+                self.lease.acquire_name(wait_s=self.settings.lease_s + 2, stopping=self.stopping)
+                return not self.stopping.is_set()
+            except ServiceUnavailableError as exc:
+                log.warning("notifier.waiting_for_redis", error=str(exc), retry_in_s=delay)
+                self.stopping.wait(delay)
+                delay = min(delay * 2, 10.0)
+        return False
+
+    def _drain_own_pending(self) -> None:
+        after = "0"
+        while not self.stopping.is_set():
+            entry = self.queue.read_own_pending(after)
+            if entry is None:
+                return
+            self.handle(entry)
+            after = entry.entry_id
+
+    def step(self) -> None:
+        """One round: move due retries back, reclaim one stalled entry, or read a new one."""
+        self.promote_due()
+        if time.monotonic() >= self._reclaim_after:
+            cursor, entry, _deleted = self.queue.reclaim(self._claim_cursor, self.settings.lease_ms)
+            self._claim_cursor = cursor
+            if entry is not None:
+                log.info("callback.reclaimed", entry_id=entry.entry_id, deliveries=entry.deliveries)
+                self.handle(entry)
+                return
+        # Wake up in time for retries that fall due while we wait for new entries.
+        block_ms = min(self.settings.block_ms, max(10, self._ms_to_next_due()))
+        entry = self.queue.read_new(block_ms)
+        if entry is not None:
+            self.handle(entry)
+
+    def promote_due(self) -> int:
+        """Move callbacks whose back-off is over from the delayed set to the stream."""
+        keys = [self.keys.delayed, self.keys.stream]
+        return int(self.queue.call(lambda: self._promote(keys=keys, args=[PROMOTE_BATCH])))
+
+    def _ms_to_next_due(self) -> int:
+        first = self.queue.call(
+            lambda: self.queue.client.zrange(self.keys.delayed, 0, 0, withscores=True)
+        )
+        if not first:
+            return self.settings.block_ms
+        return int(float(first[0][1]) - time.time() * 1000)
+
+    def handle(self, entry: Entry) -> None:
+        """Deliver one callback entry and settle it."""
+        fields = entry.fields
+        if not fields:  # deleted from the stream while pending: nothing left to send
+            return
+        job_id = fields.get("job_id", "")
+        attempt = int(fields.get("attempt") or 1)
+        delivery = fields.get("delivery") or entry.entry_id
+        bound = structlog.contextvars.bound_contextvars(
+            job_id=job_id, callback=delivery, attempt=attempt
+        )
+        with bound:
+            if entry.deliveries > self.settings.max_deliveries:
+                reason = (
+                    f"delivered {entry.deliveries} times (AGENTLINK_MAX_DELIVERIES="
+                    f"{self.settings.max_deliveries}); notifiers crashed or stalled on it"
+                )
+                self._settle_entry(
+                    entry, "dead", fields=fields, delivery=delivery, attempt=attempt, detail=reason
+                )
+                return
+            self.lease.hold(entry.entry_id, job_id)
+            try:
+                outcome = self.sender.deliver(fields, delivery, attempt)
+            finally:
+                self.lease.release()
+            host = _host(fields.get("url", ""))
+            if outcome.verdict == "delivered":
+                self._settle_entry(
+                    entry,
+                    "done",
+                    fields=fields,
+                    delivery=delivery,
+                    attempt=attempt,
+                    detail=outcome.detail,
+                )
+                log.info("callback.delivered", host=host, detail=outcome.detail)
+            elif outcome.verdict == "retry" and attempt < self.settings.callback_max_attempts:
+                delay_s = self._backoff_s(attempt, outcome.retry_after_s)
+                self._settle_entry(
+                    entry,
+                    "retry",
+                    fields=fields,
+                    delivery=delivery,
+                    attempt=attempt,
+                    detail=outcome.detail,
+                    delay_s=delay_s,
+                )
+                log.warning(
+                    "callback.retrying", host=host, error=outcome.detail, retry_in_s=delay_s
+                )
+            else:
+                reason = outcome.detail
+                if outcome.verdict == "retry":
+                    reason = f"gave up after {attempt} attempts: {outcome.detail}"
+                self._settle_entry(
+                    entry, "dead", fields=fields, delivery=delivery, attempt=attempt, detail=reason
+                )
+                log.error("callback.dead", host=host, error=reason)
+
+    def _settle_entry(
+        self,
+        entry: Entry,
+        mode: Literal["done", "retry", "dead"],
+        *,
+        fields: dict[str, str],
+        delivery: str,
+        attempt: int,
+        detail: str,
+        delay_s: float = 0.0,
+    ) -> None:
+        item = {**fields, "delivery": delivery, "last_error": detail}
+        if mode == "retry":
+            item["attempt"] = str(attempt + 1)
+        elif mode == "dead":
+            item.update(error=detail, dead_at=now_iso(), deliveries=str(entry.deliveries))
+        items = flatten(item) if mode != "done" else []
+        keys = [self.keys.stream, self.keys.delayed, self.keys.dead]
+        args: list[str | int] = [
+            self.keys.group,
+            self.name,
+            entry.entry_id,
+            mode,
+            int(delay_s * 1000),
+            len(items),
+            *items,
+        ]
+        settled = self.queue.call(lambda: self._settle(keys=keys, args=args))
+        if not settled:
+            log.warning("callback.lease_lost", entry_id=entry.entry_id, mode=mode)
+
+    def _backoff_s(self, attempt: int, retry_after_s: float | None) -> float:
+        """Exponential back-off with jitter, at least what the receiver asked for (capped)."""
+        base, cap = self.settings.callback_retry_base_s, self.settings.callback_retry_max_s
+        delay = random.uniform(0.5, 1.0) * min(cap, base * 2.0 ** (attempt - 1))
+        return min(cap, max(delay, retry_after_s or 0.0))
+
+
+def _host(url: str) -> str:
+    """The URL's host, for logs: a Make webhook URL is a secret, its host is not."""
+    with contextlib.suppress(ValueError):
+        return httpx.URL(url).host
+    return ""
+
+
+def start_in_thread(settings: Settings, name: str) -> tuple[Notifier, threading.Thread]:
+    """A notifier running in a daemon thread of this process (a worker's)."""
+    notifier = Notifier(settings, name)
+
+    def run() -> None:
+        try:
+            notifier.run()
+        except Exception:
+            log.exception("notifier.crashed", notifier=name)
+
+    thread = threading.Thread(target=run, name="notifier", daemon=True)
+    thread.start()
+    return notifier, thread
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m consumers.callbacks``: one notifier in the foreground until SIGTERM."""
+    from consumers.lease import NameTakenError
+
+    parser = argparse.ArgumentParser(
+        prog="python -m consumers.callbacks",
+        description="Deliver finished jobs' callbacks from the Redis stream.",
+    )
+    parser.add_argument(
+        "--slot", type=int, default=1, help="runs as <AGENTLINK_CONSUMER_NAME>-notifier-<slot>"
+    )
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except ConfigurationError as exc:
+        print(f"agentlink callbacks: {exc}", file=sys.stderr)  # noqa: T201
+        return 2
+    from agentlink.logging import configure_logging
+
+    configure_logging(settings.log_format, settings.log_level)
+    notifier = Notifier(settings, f"{settings.consumer_name}-notifier-{args.slot}")
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("notifier.stopping", signal=signum)
+        notifier.stopping.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        return notifier.run()
+    except NameTakenError as exc:
+        print(f"agentlink callbacks: {exc}", file=sys.stderr)  # noqa: T201
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
