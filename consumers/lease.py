@@ -11,6 +11,8 @@ thread abandons the job instead of racing the new owner.
 from __future__ import annotations
 
 import contextlib
+import os
+import socket
 import threading
 import time
 import uuid
@@ -61,12 +63,35 @@ class LeaseKeeper:
         # Strict: "Redis did not answer" must not pass for "the name is ours" (the caller
         # retries start-up on ServiceUnavailableError).
         while not self._beat(strict=True) and not stopping.is_set():
+            if self._holder_is_dead_here():
+                continue
             if time.monotonic() > deadline:
                 raise NameTakenError(
                     f"consumer name {self.queue.consumer!r} is held by another live process; "
                     "set AGENTLINK_CONSUMER_NAME to a unique name per worker"
                 )
             stopping.wait(min(1.0, self.every_s))
+
+    def _holder_is_dead_here(self) -> bool:
+        """Take the name over from a previous process on this host that is gone (kill -9,
+        OOM kill): a restarted consumer then resumes its own pending entries at once instead
+        of waiting a lease for the dead holder's claim to lapse."""
+        holder = self.queue.name_holder()
+        if holder["host"] != socket.gethostname() or not holder["pid"].isdigit():
+            return False
+        pid = int(holder["pid"])
+        if pid == os.getpid():
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            taken = self.queue.take_over_name(holder["token"])
+            if taken:
+                log.info("consumer.name_taken_over", dead_pid=pid)
+            return taken
+        except PermissionError:
+            return False  # a live process of another user
+        return False
 
     def start(self) -> None:
         """Start renewing in the background."""
@@ -135,6 +160,8 @@ class LeaseKeeper:
                 job=job_id,
                 entry=entry_id,
                 state=self.state or ("busy" if job_id else "idle"),
+                host=socket.gethostname(),
+                pid=str(os.getpid()),
                 beat_at=now_iso(),
                 job_since=since,
                 **stats,

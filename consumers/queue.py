@@ -47,6 +47,13 @@ redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
 return 1
 """
 
+_TAKE_OVER_NAME_LUA = """
+-- KEYS: consumer hash. ARGV: token of a holder found dead. Compare-and-delete, so a
+-- holder that beat in between (it was alive after all) keeps its name.
+if redis.call('HGET', KEYS[1], 'token') == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
 _FORGET_CONSUMER_LUA = """
 -- KEYS: stream. ARGV: group, consumer. Delete the consumer only if it owns nothing:
 -- DELCONSUMER drops its pending entries, which would lose them.
@@ -128,6 +135,7 @@ class ReportQueue:
         self._dead = self.client.register_script(DEAD_LETTER_LUA)
         self._renew = self.client.register_script(RENEW_LUA)
         self._claim_name = self.client.register_script(_CLAIM_NAME_LUA)
+        self._take_over = self.client.register_script(_TAKE_OVER_NAME_LUA)
         self._forget = self.client.register_script(_FORGET_CONSUMER_LUA)
         self._event = self.client.register_script(_EVENT_LUA)
 
@@ -173,6 +181,17 @@ class ReportQueue:
         keys = [self.keys.consumer(self.consumer), self.keys.consumers]
         args: list[str | int] = [token, ttl_ms, int(time.time()), self.consumer, *flatten(fields)]
         return bool(self.call(lambda: self._claim_name(keys=keys, args=args)))
+
+    def name_holder(self) -> dict[str, str]:
+        """Who holds this consumer's name: token, host and pid of its last heartbeat."""
+        key = self.keys.consumer(self.consumer)
+        token, host, pid = self.call(lambda: self.client.hmget(key, ["token", "host", "pid"]))
+        return {"token": token or "", "host": host or "", "pid": pid or ""}
+
+    def take_over_name(self, dead_token: str) -> bool:
+        """Drop the name lock of a holder known to be dead, if it is still that holder's."""
+        key = self.keys.consumer(self.consumer)
+        return bool(self.call(lambda: self._take_over(keys=[key], args=[dead_token])))
 
     def release_name(self, token: str) -> None:
         """Give the name back (only if we hold it) and drop our heartbeat."""

@@ -152,11 +152,15 @@ class TestReclaim:
         wait_status(r, job_id, "processing")
         first.kill()
         first.wait(10)
-        r.delete(keys.consumer("test-1"))  # the name lock would otherwise lapse after a lease
+        restarted_at = time.monotonic()
         processes.consumer(long_lease, slot=1)
         job = wait_status(r, job_id, "completed", timeout_s=40)
+        # The dead holder's name lock (60 s) is taken over at once: no lease to wait out.
+        assert time.monotonic() - restarted_at < 30
         assert job["attempts"] == "2"
-        assert "consumer.resuming_own_pending" in processes.log("consumer-1")
+        log = processes.log("consumer-1")
+        assert "consumer.name_taken_over" in log
+        assert "consumer.resuming_own_pending" in log
 
     def test_deleted_entry_marks_job_failed_entry_lost(
         self,
