@@ -208,6 +208,10 @@ async def resolve_host(target: CallbackTarget, timeout_s: float) -> list[str]:
         raise CallbackDnsError(
             f"callback_url host {target.host!r} did not resolve within {timeout_s:g} s"
         ) from None
+    except UnicodeError:  # IDNA refuses the name (an empty label, a label over 63 chars)
+        raise CallbackUrlError(
+            f"callback_url host {target.host!r} is not a valid host name"
+        ) from None
     except socket.gaierror as exc:
         if exc.errno in _PERMANENT_DNS_ERRORS:
             raise CallbackUrlError(

@@ -183,23 +183,44 @@ DEAD_LETTER_LUA = (
     _OUTCOME_HOOKS_LUA
     + """
 -- KEYS: stream, dead stream, job hash, index[, callbacks stream]. ARGV: group, entry id,
--- ttl s, n dead items, dead items..., hash items... Copy to the dead letters, mark the job
--- dead, queue its callback and ack in one step.
-local n = tonumber(ARGV[4])
-local dead_id = redis.call('XADD', KEYS[2], '*', unpack(ARGV, 5, n + 4))
-if redis.call('EXISTS', KEYS[3]) == 1 then
-  local before = redis.call('HGET', KEYS[3], 'status')
-  redis.call('HSET', KEYS[3], 'dead_id', dead_id, unpack(ARGV, n + 5))
+-- ttl s, consumer, n dead items, dead items..., hash items... Copy to the dead letters, mark
+-- the job dead, queue its callback and ack in one step. Returns '' and buries nothing when
+-- another consumer owns the entry now, or the job already has an outcome (then just acks).
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
+if #p > 0 and p[1][2] ~= ARGV[4] then return '' end
+local before = redis.call('HGET', KEYS[3], 'status')
+if before == 'completed' or before == 'failed' or before == 'dead' then
+  redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+  redis.call('HDEL', KEYS[4], ARGV[2])
+  return ''
+end
+local n = tonumber(ARGV[5])
+local dead_id = redis.call('XADD', KEYS[2], '*', unpack(ARGV, 6, n + 5))
+if before then
+  redis.call('HSET', KEYS[3], 'dead_id', dead_id, unpack(ARGV, n + 6))
   redis.call('EXPIRE', KEYS[3], tonumber(ARGV[3]))
-  if before ~= 'completed' and before ~= 'failed' and before ~= 'dead' then
-    outcome_hooks(KEYS[3], KEYS[5], nil, 0)
-  end
+  outcome_hooks(KEYS[3], KEYS[5], nil, 0)
 end
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('HDEL', KEYS[4], ARGV[2])
 return dead_id
 """
 )
+
+UPDATE_UNFINISHED_LUA = """
+-- KEYS: job hash. ARGV: count an attempt (1/0), field items... Sets the fields only while
+-- the job exists and has no outcome: a stalled consumer waking up must not turn a job that
+-- another consumer completed back into 'processing' or 'retrying'. Returns the attempt
+-- count (with ARGV[1] = 1, after counting) or 0, and -1 when nothing was written.
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status or status == 'completed' or status == 'failed' or status == 'dead' then
+  return -1
+end
+local n = 0
+if ARGV[1] == '1' then n = redis.call('HINCRBY', KEYS[1], 'attempts', 1) end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+return n
+"""
 
 REPLAY_LUA = """
 -- KEYS: dead stream, stream, job hash, index. ARGV: dead id, job id, n entry items,

@@ -172,6 +172,14 @@ class ReportJob:
                 consumer=self.queue.consumer,
                 entry_id=entry.entry_id,
             )
+            if attempt < 0:
+                # Another consumer recorded the outcome meanwhile (this one stalled, or an
+                # earlier outcome write of ours landed although it reported an error).
+                self._persist(
+                    lambda: self.queue.finish(entry.entry_id, job_id, self.settings.job_ttl_s)
+                )
+                log.info("report.already_finished")
+                return False
             structlog.contextvars.bind_contextvars(attempt=attempt)
             if attempt == 1:
                 metrics.QUEUE_WAIT.observe(max(0.0, time.time() - entry_time_s(entry.entry_id)))
@@ -320,6 +328,9 @@ class ReportJob:
             error=reason,
             event=self._event("dead", deliveries=entry.deliveries, detail=reason),
         )
+        if not dead_id:
+            log.info("report.already_finished", not_buried=reason)
+            return
         metrics.DEAD_LETTERS.labels(reason=cause).inc()
         kind = spec.kind.value if spec else entry.fields.get("kind", "unknown")
         metrics.JOBS_FINISHED.labels(
@@ -397,7 +408,7 @@ class ReportJob:
         metrics.STORAGE_PAUSED.set(1)
         self.lease.state = "paused: storage misconfigured"
         self._persist(
-            lambda: self.queue.update_job(
+            lambda: self.queue.update_unfinished(
                 job_id, status=Status.RETRYING.value, error=f"waiting for the storage: {error}"
             )
         )

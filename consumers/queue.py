@@ -29,6 +29,7 @@ from agentlink.streams import (
     DEAD_LETTER_LUA,
     FINISH_LUA,
     RENEW_LUA,
+    UPDATE_UNFINISHED_LUA,
     Keys,
     flatten,
     next_id,
@@ -135,6 +136,7 @@ class ReportQueue:
         self._dead = self.client.register_script(DEAD_LETTER_LUA)
         self._renew = self.client.register_script(RENEW_LUA)
         self._claim_name = self.client.register_script(_CLAIM_NAME_LUA)
+        self._update_unfinished = self.client.register_script(UPDATE_UNFINISHED_LUA)
         self._take_over = self.client.register_script(_TAKE_OVER_NAME_LUA)
         self._forget = self.client.register_script(_FORGET_CONSUMER_LUA)
         self._event = self.client.register_script(_EVENT_LUA)
@@ -301,12 +303,14 @@ class ReportQueue:
         """
         key = self.keys.job(job_id)
 
+        items = flatten({"status": Status.PROCESSING.value, **fields})
+
         def start() -> int:
             pipe = self.client.pipeline(transaction=True)
-            pipe.hincrby(key, "attempts", 1)
-            pipe.hset(key, mapping={"status": Status.PROCESSING.value, **fields})
+            self._update_unfinished(keys=[key], args=[1, *items], client=pipe)
             if event is not None:
-                self._append_event(pipe, job_id, event, mode="attempt")
+                guard = ("started_at", fields["started_at"]) if "started_at" in fields else ("", "")
+                self._append_event(pipe, job_id, event, mode="attempt", guard=guard)
             return int(pipe.execute()[0])
 
         return self.call(start)
@@ -353,18 +357,28 @@ class ReportQueue:
         """Append to the job's error history and set its status and last error (with
         ``event`` added to the timeline in the same MULTI)."""
         history = self.history_with(job_id, error)
-        fields = {"status": status.value, "error": error.error, "errors": history}
-        if event is None:
-            self.update_job(job_id, **fields)
-            return
+        self.update_unfinished(
+            job_id, event=event, status=status.value, error=error.error, errors=history
+        )
 
-        def write() -> None:
+    def update_unfinished(
+        self, job_id: str, *, event: JobEvent | None = None, **fields: str
+    ) -> bool:
+        """Set fields of a job that has no outcome yet (False: it has one; nothing written),
+        with ``event`` on the timeline in the same MULTI."""
+        key = self.keys.job(job_id)
+        args: list[str | int] = [0, *flatten(fields)]
+
+        def write() -> bool:
             pipe = self.client.pipeline(transaction=True)
-            pipe.hset(self.keys.job(job_id), mapping=fields)
-            self._append_event(pipe, job_id, event)
-            pipe.execute()
+            self._update_unfinished(keys=[key], args=args, client=pipe)
+            if event is not None:
+                # Only onto the timeline if the write above happened.
+                field = "errors" if "errors" in fields else "status"
+                self._append_event(pipe, job_id, event, guard=(field, fields.get(field, "")))
+            return int(pipe.execute()[0]) >= 0
 
-        self.call(write)
+        return bool(self.call(write))
 
     # -- outcomes ----------------------------------------------------------------------------
 
@@ -412,7 +426,8 @@ class ReportQueue:
         keys = [self.keys.stream, self.keys.dead, self.keys.job(job_id or "-"), self.keys.index]
         keys.append(self.keys.callbacks.stream)  # the outcome's callback, if any
         items = flatten(dead)
-        args: list[str | int] = [self.keys.group, entry_id, ttl_s, len(items), *items]
+        args: list[str | int] = [self.keys.group, entry_id, ttl_s, self.consumer, len(items)]
+        args += items
         args += flatten(fields)
         if event is None or job_id is None or "finished_at" not in fields:
             return str(self.call(lambda: self._dead(keys=keys, args=args)))

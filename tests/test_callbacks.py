@@ -183,6 +183,8 @@ class TestSubmissionGuard:
             ("ftp://hook.eu1.make.com/abc", "https"),
             ("https://user:pw@hook.eu1.make.com/abc", "user name or password"),
             ("not a url", "https"),
+            ("https://a..make.com/x", "not a valid host name"),
+            ("https://" + "x" * 64 + ".make.com/x", "not a valid host name"),
         ],
     )
     def test_refused_urls_are_422(

@@ -18,9 +18,10 @@ from litestar.testing import TestClient
 
 from agentlink.api import create_app
 from agentlink.devredis import RedisServer
+from agentlink.jobs import Status
 from agentlink.settings import Settings
 from agentlink.streams import Keys
-from consumers.queue import ReportQueue
+from consumers.queue import ReportQueue, error_record
 from tests.conftest import (
     ROOT,
     Processes,
@@ -516,3 +517,50 @@ class TestForgetConsumers:
             )
             == []
         )
+
+
+class TestLateWritesOfAStalledConsumer:
+    """A consumer that stalled past its lease must not undo what another consumer recorded."""
+
+    @pytest.fixture
+    def completed(self, client: TestClient[Any], r: redis.Redis, keys: Keys) -> tuple[str, str]:
+        """A job completed by consumer B whose entry consumer A still believes it holds."""
+        job_id = submit(client)
+        [[_, [(entry_id, _)]]] = r.xreadgroup(keys.group, "a", {keys.stream: ">"}, count=1)
+        r.xclaim(keys.stream, keys.group, "b", 0, [entry_id], justid=True)
+        b = ReportQueue(r, keys, "b")
+        assert b.finish(
+            entry_id, job_id, 3600, status="completed", finished_at="t", result_path="p.pdf"
+        )
+        return job_id, entry_id
+
+    def test_start_attempt_and_errors_leave_a_finished_job_alone(
+        self, r: redis.Redis, keys: Keys, completed: tuple[str, str]
+    ) -> None:
+        """start_attempt reports -1 and neither it nor add_error rewrites the status."""
+        job_id, _ = completed
+        a = ReportQueue(r, keys, "a")
+        assert a.start_attempt(job_id, started_at="late", consumer="a") == -1
+
+        a.add_error(job_id, error_record(2, "a", "boom", transient=True), Status.RETRYING)
+        job = job_hash(r, job_id)
+        assert job["status"] == "completed"
+        assert job.get("consumer") != "a"
+        assert "started_at" not in job
+        assert "boom" not in job.get("errors", "")
+
+    def test_dead_letter_of_a_finished_or_foreign_entry_buries_nothing(
+        self, client: TestClient[Any], r: redis.Redis, keys: Keys, completed: tuple[str, str]
+    ) -> None:
+        """No dead letter for a completed job, nor for an entry another consumer owns now."""
+        job_id, entry_id = completed
+        a = ReportQueue(r, keys, "a")
+        assert a.dead_letter(entry_id, job_id, 3600, {"error": "x"}, status="dead") == ""
+        assert job_hash(r, job_id)["status"] == "completed"
+        other = submit(client)
+        [[_, [(other_entry, _)]]] = r.xreadgroup(keys.group, "a", {keys.stream: ">"}, count=1)
+        r.xclaim(keys.stream, keys.group, "b", 0, [other_entry], justid=True)
+        assert a.dead_letter(other_entry, other, 3600, {"error": "x"}, status="dead") == ""
+        assert job_hash(r, other)["status"] == "queued"
+        assert r.xlen(keys.dead) == 0
+        assert r.xpending(keys.stream, keys.group)["pending"] == 1  # still b's

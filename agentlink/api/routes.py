@@ -109,23 +109,35 @@ async def _read_body(request: Request[Any, Any, Any], timeout_s: float) -> bytes
         raise ApiError(408, f"the request body did not arrive in {timeout_s:g} s") from None
 
 
-async def _checked_callback(spec: ReportSpec, policy: CallbackPolicy) -> ReportSpec:
-    """422 unless the callback URL passes the SSRF guard now (it is checked again at
-    delivery); 503 if its host cannot be resolved right now."""
+def _callback_syntax(spec: ReportSpec, policy: CallbackPolicy) -> ReportSpec:
+    """422 unless the callback URL is https (or allowed http) on an allowed host; returns
+    the spec with the URL normalised. Its addresses are checked by ``_callback_resolves``."""
     if not spec.callback_url:
         return spec
     try:
         target = policy.check_url(spec.callback_url)
-        await policy.resolve(target)
+    except CallbackUrlError as exc:
+        raise _callback_refused(exc) from exc
+    return msgspec.structs.replace(spec, callback_url=target.url)
+
+
+async def _callback_resolves(spec: ReportSpec, policy: CallbackPolicy) -> None:
+    """422 unless every address of the callback host is public (it is checked again at
+    delivery); 503 if the host cannot be resolved right now."""
+    if not spec.callback_url:
+        return
+    try:
+        await policy.resolve(policy.check_url(spec.callback_url))
     except CallbackDnsError as exc:
         raise ApiError(503, str(exc), headers={"Retry-After": "30"}) from exc
     except CallbackUrlError as exc:
-        raise ApiError(
-            422,
-            "the callback_url is not allowed",
-            errors=[FieldError("callback_url", str(exc))],
-        ) from exc
-    return msgspec.structs.replace(spec, callback_url=target.url)
+        raise _callback_refused(exc) from exc
+
+
+def _callback_refused(exc: CallbackUrlError) -> ApiError:
+    return ApiError(
+        422, "the callback_url is not allowed", errors=[FieldError("callback_url", str(exc))]
+    )
 
 
 def _answer(
@@ -185,7 +197,7 @@ async def _submit(
         body = await _read_body(request, settings.body_timeout_s)
         spec, request_id = parse_request(kind, body, request.content_type[0])
         given = idempotency.choose_key(request.headers.get(idempotency.HEADER), request_id)
-        spec = await _checked_callback(spec, request.app.state.callback_policy)
+        spec = _callback_syntax(spec, request.app.state.callback_policy)
     except ApiError as exc:
         metrics.REQUESTS_REJECTED.labels(
             reason="invalid" if exc.status_code < 500 else "unavailable"
@@ -200,6 +212,14 @@ async def _submit(
     try:
         if key is not None and given and (existing := await store.existing(key.redis_key)):
             return await _replay(request, store, existing, key=key, given=given, settings=settings)
+        # After the idempotency look-up: a repeat gets its job even while DNS is failing.
+        try:
+            await _callback_resolves(spec, request.app.state.callback_policy)
+        except ApiError as exc:
+            metrics.REQUESTS_REJECTED.labels(
+                reason="invalid" if exc.status_code < 500 else "unavailable"
+            ).inc()
+            raise
         try:
             backlog = await check_capacity(store, settings)
         except ApiError:
