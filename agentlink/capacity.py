@@ -40,12 +40,12 @@ _EPSILON = 1e-9
 
 def work_key(keys: Keys) -> str:
     """Hash of cumulative busy seconds (``busy_s``) and finished jobs (``done``)."""
-    return f"{keys.prefix}:stats:work"
+    return keys.work_stats
 
 
 def samples_key(keys: Keys) -> str:
     """Sorted set of counter samples (``Sample.encode()``) scored by their unix time."""
-    return f"{keys.prefix}:stats:samples"
+    return keys.stat_samples
 
 
 @dataclass(frozen=True, slots=True)

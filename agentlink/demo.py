@@ -101,7 +101,8 @@ def run_demo(settings: Settings) -> int:
             "AGENTLINK_OUTPUT_DIR": str(output_dir),
             "AGENTLINK_CONSUMER_NAME": f"demo-{socket.gethostname()}-{os.getpid()}",
             "AGENTLINK_LOG_FORMAT": os.environ.get("AGENTLINK_LOG_FORMAT", "console"),
-            "AGENTLINK_LOG_LEVEL": os.environ.get("AGENTLINK_LOG_LEVEL", "warning"),
+            # The demo's own lines tell the story; the services speak up only on errors.
+            "AGENTLINK_LOG_LEVEL": os.environ.get("AGENTLINK_LOG_LEVEL", "error"),
         }
         python = sys.executable
         processes.append(

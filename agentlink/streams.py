@@ -18,6 +18,8 @@ server)::
     agentlink:idem:<scope>:<kind>:<key sha256>  hash: job_id, body_sha256 (expires)
     agentlink:rate:<scope>      GCRA state of one API key's rate limit (expires)
     agentlink:stats:service     hash: EWMA of completed jobs' service time
+    agentlink:stats:work        hash: busy seconds and finished jobs (scaling gauges)
+    agentlink:stats:samples     sorted set: counter samples over the scaling window
     agentlink:callbacks         stream of callbacks to deliver, consumer group "notifiers"
     agentlink:callbacks:delayed sorted set: callbacks waiting for their retry (score: due ms)
     agentlink:callbacks:dead    callbacks given up on: fields + last error
@@ -341,6 +343,16 @@ class Keys:
     def trim_lock(self) -> str:
         """Held by the one consumer that trims the stream this round."""
         return f"{self.prefix}:reports:trim-lock"
+
+    @property
+    def work_stats(self) -> str:
+        """Hash of cumulative busy seconds (``busy_s``) and finished jobs (``done``)."""
+        return f"{self.prefix}:stats:work"
+
+    @property
+    def stat_samples(self) -> str:
+        """Sorted set of counter samples scored by their unix time (scaling gauges)."""
+        return f"{self.prefix}:stats:samples"
 
     def job(self, job_id: str) -> str:
         """The job's status hash."""
