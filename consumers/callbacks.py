@@ -48,11 +48,12 @@ from agentlink.callbacks import (
     CallbackUrlError,
     sign,
 )
-from agentlink.errors import ConfigurationError, ServiceUnavailableError
+from agentlink.errors import ConfigurationError
 from agentlink.jobs import record_from_hash
 from agentlink.settings import Settings
 from agentlink.streams import CALLBACK_PROMOTE_LUA, CALLBACK_SETTLE_LUA, Keys, flatten, now_iso
 from consumers.lease import LeaseKeeper
+from consumers.loop import StreamMember
 from consumers.queue import Entry, ReportQueue, connect
 
 log = structlog.get_logger(__name__)
@@ -176,8 +177,11 @@ def classify(status: int, retry_after: str | None) -> Outcome:
     return Outcome("give_up", f"answered {status}")
 
 
-class Notifier:
+class Notifier(StreamMember):
     """Delivers callbacks until stopped (see the module docstring)."""
+
+    role = "notifier"
+    survive_errors = True
 
     def __init__(
         self, settings: Settings, name: str, *, stopping: threading.Event | None = None
@@ -202,7 +206,7 @@ class Notifier:
 
     def run(self) -> int:
         """Deliver until ``stopping`` is set; returns the exit code."""
-        if not self._start_up():
+        if not self.start_up():
             return 0
         self.lease.start()
         log.info(
@@ -214,60 +218,21 @@ class Notifier:
         if not self.settings.webhook_secret:
             log.warning("notifier.unsigned", hint="set AGENTLINK_WEBHOOK_SECRET to sign callbacks")
         try:
-            drained = False
-            while not self.stopping.is_set():
-                try:
-                    if not drained:
-                        self._drain_own_pending()
-                        drained = True
-                    self.step()
-                except ServiceUnavailableError as exc:
-                    log.warning("notifier.redis_unavailable", error=str(exc))
-                    self._reclaim_after = time.monotonic() + self.settings.lease_s
-                    self.stopping.wait(1.0)
-                    if "NOGROUP" in str(exc):
-                        with contextlib.suppress(ServiceUnavailableError):
-                            self.queue.ensure_group()
-                except Exception:
-                    # E.g. Redis refusing writes (OOM): the entry stays pending and is retried
-                    # or reclaimed; the notifier must not die over it.
-                    log.exception("notifier.error")
-                    self.stopping.wait(1.0)
+            self.loop()
         finally:
             self.lease.stop()
             self.sender.close()
             log.info("notifier.stopped", notifier=self.name)
         return 0
 
-    def _start_up(self) -> bool:
-        """Wait for Redis, create the group, take the name; False if stopped meanwhile."""
-        delay = 0.5
-        while not self.stopping.is_set():
-            try:
-                self.queue.ensure_group()
-                wait_s = max(0.0, self.settings.lease_s - self.queue.uptime_s())
-                self._reclaim_after = time.monotonic() + wait_s
-                self.lease.acquire_name(wait_s=self.settings.lease_s + 2, stopping=self.stopping)
-                return not self.stopping.is_set()
-            except ServiceUnavailableError as exc:
-                log.warning("notifier.waiting_for_redis", error=str(exc), retry_in_s=delay)
-                self.stopping.wait(delay)
-                delay = min(delay * 2, 10.0)
-        return False
-
-    def _drain_own_pending(self) -> None:
-        after = "0"
-        while not self.stopping.is_set():
-            entry = self.queue.read_own_pending(after)
-            if entry is None:
-                return
-            self.handle(entry)
-            after = entry.entry_id
+    def resume(self, entry: Entry) -> None:
+        """A callback of this notifier's own pending list, left by a previous run."""
+        self.handle(entry)
 
     def step(self) -> None:
         """One round: move due retries back, reclaim one stalled entry, or read a new one."""
         self.promote_due()
-        if time.monotonic() >= self._reclaim_after:
+        if self.reclaim_allowed():
             cursor, entry, _deleted = self.queue.reclaim(self._claim_cursor, self.settings.lease_ms)
             self._claim_cursor = cursor
             if entry is not None:

@@ -8,7 +8,6 @@ the cursor), then new entries (XREADGROUP COUNT 1 BLOCK). Each entry is handled 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import threading
@@ -18,12 +17,12 @@ from types import FrameType
 import structlog
 
 from agentlink import metrics
-from agentlink.errors import ServiceUnavailableError
 from agentlink.settings import Settings
 from agentlink.storage import Storage, create_storage
 from agentlink.streams import Keys
 from consumers.job import ReportJob, Via
 from consumers.lease import LeaseKeeper
+from consumers.loop import StreamMember
 from consumers.queue import Entry, ReportQueue, connect
 from consumers.renderer import Renderer, rss_bytes
 
@@ -32,8 +31,10 @@ log = structlog.get_logger(__name__)
 HOUSEKEEPING_EVERY_S = 60.0
 
 
-class Consumer:
+class Consumer(StreamMember):
     """A consumer of the report stream with a stable name (``<AGENTLINK_CONSUMER_NAME>-<slot>``)."""
+
+    role = "consumer"
 
     def __init__(
         self, settings: Settings, slot: int = 1, *, storage: Storage | None = None
@@ -97,71 +98,30 @@ class Consumer:
     def run(self) -> int:
         """Consume until asked to stop; returns the process exit code."""
         structlog.contextvars.bind_contextvars(consumer=self.name)
-        self._start_up()
-        if self.stopping.is_set():
+        if not self.start_up():
             return 0
         self.lease.start()
         self.renderer.start()
         log.info("consumer.started", consumer=self.name, lease_s=self.settings.lease_s)
         try:
-            drained = False
-            while not self.stopping.is_set():
-                try:
-                    if not drained:
-                        self._drain_own_pending()
-                        drained = True
-                    self._step()
-                except ServiceUnavailableError as exc:
-                    log.warning("consumer.redis_unavailable", error=str(exc))
-                    # While Redis was away nobody could renew: idle times grew for live
-                    # jobs too. Give their owners a lease to renew before reclaiming.
-                    self._reclaim_after = time.monotonic() + self.settings.lease_s
-                    self.stopping.wait(1.0)
-                    if "NOGROUP" in str(exc):
-                        with contextlib.suppress(ServiceUnavailableError):
-                            self.queue.ensure_group()
+            self.loop()
         finally:
             self.lease.stop()
             self.renderer.close()
             log.info("consumer.stopped", consumer=self.name)
         return 0
 
-    def _start_up(self) -> None:
-        """Wait for Redis, create the group, take this consumer's name."""
-        delay = 0.5
-        while not self.stopping.is_set():
-            try:
-                self.queue.call(self.queue.client.ping)
-                self.queue.ensure_group()
-                # A Redis that just restarted counts its downtime as idle time of every
-                # pending entry; reclaim only once their owners have had a lease to renew.
-                wait_s = max(0.0, self.settings.lease_s - self.queue.uptime_s())
-                self._reclaim_after = time.monotonic() + wait_s
-                self.lease.acquire_name(wait_s=self.settings.lease_s + 2, stopping=self.stopping)
-                return
-            except ServiceUnavailableError as exc:
-                log.warning("consumer.waiting_for_redis", error=str(exc), retry_in_s=delay)
-                self.stopping.wait(delay)
-                delay = min(delay * 2, 10.0)
-
     # -- the loop --------------------------------------------------------------------------------
 
-    def _drain_own_pending(self) -> None:
-        """Re-read this consumer's own pending entries (left by a previous run) first."""
-        after = "0"
-        while not self.stopping.is_set():
-            entry = self.queue.read_own_pending(after)
-            if entry is None:
-                return
-            log.info(
-                "consumer.resuming_own_pending",
-                entry_id=entry.entry_id,
-                deliveries=entry.deliveries,
-            )
-            self._handle(entry, via="resume")
-            after = entry.entry_id
+    def resume(self, entry: Entry) -> None:
+        """An entry of this consumer's own pending list, left by a previous run."""
+        log.info(
+            "consumer.resuming_own_pending", entry_id=entry.entry_id, deliveries=entry.deliveries
+        )
+        self._handle(entry, via="resume")
 
-    def _step(self) -> None:
+    def step(self) -> None:
+        """Housekeeping when due, then one reclaimed or one new entry."""
         if time.monotonic() >= self._next_housekeeping:
             self._housekeeping()
         if self._reclaim_one():
@@ -172,7 +132,7 @@ class Consumer:
 
     def _reclaim_one(self) -> bool:
         """Take over one entry idle for longer than a lease; True if one was handled."""
-        if time.monotonic() < self._reclaim_after:
+        if not self.reclaim_allowed():
             return False
         cursor, entry, deleted = self.queue.reclaim(self._claim_cursor, self.settings.lease_ms)
         self._claim_cursor = cursor
