@@ -7,6 +7,7 @@ stays fast with 100k entries in the stream.
 
 from __future__ import annotations
 
+import textwrap
 import time
 from collections import Counter
 from typing import Any
@@ -137,33 +138,48 @@ def _recent_statuses(client: Any, keys: Keys, count: int = 200) -> dict[str, int
     return dict(Counter(status or "expired" for status in pipe.execute()))
 
 
+WIDTH = 80
+"""The terminal view fits 80 columns; ``--json`` has every field in full."""
+
+
+def _fit(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def render(snap: Snapshot) -> str:
-    """The snapshot as text for a terminal."""
+    """The snapshot as text for an 80-column terminal (job ids shortened to 8 characters,
+    as in the PDF file names; `agentlink job <id>` accepts the full id from --json)."""
     age = f"{snap.oldest_pending_age_s:g} s" if snap.oldest_pending_age_s is not None else "-"
     lag = snap.lag if snap.lag is not None else "-"
     hint = "  → agentlink dlq list" if snap.dead_letters else ""
     lines = [
-        f"stream   {snap.stream}: {snap.length} entries, lag {lag} (waiting), "
-        f"{snap.pending} pending (being worked on), oldest pending {age}",
+        _fit(f"stream   {snap.stream}: {snap.length} entries", WIDTH),
+        f"         {lag} waiting, {snap.pending} pending, oldest pending {age}",
         f"dead     {snap.dead_letters} dead letter(s){hint}",
-        f"group    {snap.group}, last delivered {snap.last_delivered_id or '-'}",
+        _fit(f"group    {snap.group}, last delivered {snap.last_delivered_id or '-'}", WIDTH),
         "",
-        f"{'CONSUMER':<32} {'LIVE':<5} {'STATE':<30} {'PENDING':>7} {'IDLE s':>8}  JOB",
+        f"{'CONSUMER':<24} {'LIVE':<4} {'STATE':<14} {'PEND':>5} {'IDLE s':>8}  JOB",
     ]
     for c in snap.consumers:
+        live = "yes" if c.live else "no"
+        job = (c.job or "")[:8]
         lines.append(
-            f"{c.name:<32} {'yes' if c.live else 'no':<5} {c.state[:30]:<30} {c.pending:>7} "
-            f"{c.idle_s:>8g}  {c.job or ''}"
+            f"{_fit(c.name, 24):<24} {live:<4} {_fit(c.state, 14):<14} {c.pending:>5} "
+            f"{c.idle_s:>8g}  {job}"
         )
     if not snap.consumers:
         lines.append("(no consumers: start one with `agentlink worker`)")
     if snap.pending_entries:
-        lines += ["", f"{'PENDING ENTRY':<18} {'CONSUMER':<32} {'IDLE s':>8} {'DELIV':>5}  JOB"]
+        lines += ["", f"{'PENDING ENTRY':<20} {'CONSUMER':<24} {'IDLE s':>8} {'DELIV':>5}  JOB"]
         for p in snap.pending_entries:
-            job = p.job_id or "?"
+            job = (p.job_id or "?")[:8]
             lines.append(
-                f"{p.entry_id:<18} {p.consumer:<32} {p.idle_s:>8g} {p.deliveries:>5}  {job}"
+                f"{_fit(p.entry_id, 20):<20} {_fit(p.consumer, 24):<24} {p.idle_s:>8g} "
+                f"{p.deliveries:>5}  {job}"
             )
     recent = ", ".join(f"{k} {v}" for k, v in sorted(snap.recent_jobs.items())) or "none"
-    lines += ["", f"recent jobs (last 200 entries): {recent}"]
+    lines.append("")
+    lines += textwrap.wrap(
+        f"recent jobs (last 200 entries): {recent}", WIDTH, subsequent_indent="  "
+    )
     return "\n".join(lines)

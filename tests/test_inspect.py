@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import time
 from typing import Any
 
@@ -11,7 +12,7 @@ from litestar.testing import TestClient
 
 from agentlink.settings import Settings
 from agentlink.streams import Keys
-from tests.conftest import submit
+from tests.conftest import Processes, submit, wait_status
 from tests.test_reliability import run_cli
 
 
@@ -53,6 +54,37 @@ class TestInspect:
         assert result.returncode == 0, result.stderr
         assert "no consumers" in result.stdout
         assert "agentlink dlq list" in result.stdout
+
+    def test_real_activity_reads_at_80_columns(
+        self,
+        client: TestClient[Any],
+        r: redis.Redis,
+        keys: Keys,
+        settings: Settings,
+        processes: Processes,
+    ) -> None:
+        """Completed, failed, pending and dead jobs from a real consumer, in 80 columns."""
+        consumer = processes.consumer(settings)
+        done = submit(client)
+        failed = submit(client, suburb="Atlantis")
+        wait_status(r, done, "completed")
+        wait_status(r, failed, "failed")
+        consumer.send_signal(signal.SIGTERM)
+        assert consumer.wait(30) == 0
+        held = submit(client, suburb="Mosman")
+        r.xreadgroup(keys.group, "a-rather-long-consumer-name-on-host-42", {keys.stream: ">"})
+        r.xadd(keys.dead, {"job_id": "x", "error": "boom"})
+        result = run_cli(settings, "inspect")
+        assert result.returncode == 0, result.stderr
+        lines = result.stdout.splitlines()
+        assert max(len(line) for line in lines) <= 80, result.stdout
+        text = result.stdout
+        assert "test-1" in text
+        assert held[:8] in text
+        assert "completed 1" in text
+        assert "failed 1" in text
+        assert "1 dead letter(s)" in text
+        assert "1 pending" in text
 
     def test_empty_redis(self, settings: Settings, redis_url: str) -> None:
         """Before anything was queued, inspect still answers."""
