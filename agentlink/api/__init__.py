@@ -48,7 +48,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         dependencies={"store": Provide(provide_store, sync_to_thread=False)},
         # Request id on every log line and response; request counts by route and status.
         middleware=[observe_requests],
-        exception_handlers={Exception: routes_exception_handler},
+        exception_handlers={Exception: exception_to_response},
         lifespan=[redis_lifespan],
         openapi_config=OpenAPIConfig(
             title="AgentLink",
@@ -71,9 +71,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app.state.settings = settings
     app.state.callback_policy = CallbackPolicy.from_settings(settings)
     return app
-
-
-routes_exception_handler = exception_to_response
 
 
 def _redacted(url: str) -> str:
