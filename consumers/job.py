@@ -111,7 +111,7 @@ class ReportJob:
             )
         elif Status(job["status"]).finished:
             # The outcome was recorded but the ack was lost: ack, do not redo the work.
-            self.queue.finish(entry.entry_id, job_id, self.settings.job_ttl_s)
+            self._ack_finished(entry.entry_id, job_id)
             log.info("report.already_finished", status=job["status"])
             return
         if via in {"reclaim", "resume"}:
@@ -148,12 +148,10 @@ class ReportJob:
         metrics.ENTRIES_LOST.inc()
         log.error("report.entry_lost", entry_id=entry_id, job_id=job_id)
         self._persist(
-            lambda: self.queue.finish(
+            lambda: self._record(
                 entry_id,
                 job_id,
-                self.settings.job_ttl_s,
-                status=Status.FAILED.value,
-                finished_at=now_iso(),
+                Status.FAILED,
                 error="entry lost: the stream entry was deleted before it was processed; "
                 "submit again",
                 event=self._event("entry_lost"),
@@ -175,9 +173,7 @@ class ReportJob:
             if attempt < 0:
                 # Another consumer recorded the outcome meanwhile (this one stalled, or an
                 # earlier outcome write of ours landed although it reported an error).
-                self._persist(
-                    lambda: self.queue.finish(entry.entry_id, job_id, self.settings.job_ttl_s)
-                )
+                self._ack_finished(entry.entry_id, job_id)
                 log.info("report.already_finished")
                 return False
             structlog.contextvars.bind_contextvars(attempt=attempt)
@@ -236,7 +232,7 @@ class ReportJob:
             raise JobAbandonedError("lease lost before storing; another consumer owns the entry")
         job = self.queue.job(job_id)
         if job and Status(job["status"]).finished:
-            self.queue.finish(entry.entry_id, job_id, self.settings.job_ttl_s)
+            self._ack_finished(entry.entry_id, job_id)
             log.info("report.already_finished", status=job["status"])
             return False
         path = report_path(
@@ -255,12 +251,10 @@ class ReportJob:
         self._note(job_id, "uploaded", seconds=round(upload_s, 3), detail=result.storage)
         # The PDF is stored: recording it must outlast a Redis blip, or the job is redone.
         wrote = self._persist(
-            lambda: self.queue.finish(
+            lambda: self._record(
                 entry.entry_id,
                 job_id,
-                self.settings.job_ttl_s,
-                status=Status.COMPLETED.value,
-                finished_at=now_iso(),
+                Status.COMPLETED,
                 error="",
                 event=self._event("completed"),
                 **result_fields(result),
@@ -282,12 +276,10 @@ class ReportJob:
         # check-and-set skip finished_at and the expiry.
         history = self.queue.history_with(job_id, record)
         wrote = self._persist(
-            lambda: self.queue.finish(
+            lambda: self._record(
                 entry.entry_id,
                 job_id,
-                self.settings.job_ttl_s,
-                status=Status.FAILED.value,
-                finished_at=now_iso(),
+                Status.FAILED,
                 error=error,
                 errors=history,
                 event=self._event("failed", attempt=attempt, detail=error),
@@ -433,6 +425,30 @@ class ReportJob:
         finally:
             metrics.STORAGE_PAUSED.set(0)
             self.lease.state = ""
+
+    def _record(
+        self,
+        entry_id: str,
+        job_id: str | None,
+        status: Status,
+        *,
+        event: JobEvent,
+        **fields: str,
+    ) -> bool:
+        """Record the job's outcome (check-and-set) and ack its entry, in one step."""
+        return self.queue.finish(
+            entry_id,
+            job_id,
+            self.settings.job_ttl_s,
+            status=status.value,
+            finished_at=now_iso(),
+            event=event,
+            **fields,
+        )
+
+    def _ack_finished(self, entry_id: str, job_id: str) -> None:
+        """Ack an entry whose job already has an outcome, writing nothing else."""
+        self._persist(lambda: self.queue.finish(entry_id, job_id, self.settings.job_ttl_s))
 
     def _persist(self, op: Callable[[], T]) -> T:
         """Run a Redis write, retrying through an outage until it lands or we must stop."""
