@@ -6,6 +6,7 @@ import argparse
 import ipaddress
 import os
 import sys
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -30,6 +31,12 @@ def _parser() -> argparse.ArgumentParser:
     api = sub.add_parser("api", help="serve the HTTP API")
     api.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     api.add_argument("--port", type=int, default=8000, help="port to bind (default 8000)")
+    api.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="API processes sharing the port (default AGENTLINK_API_WORKERS, 1)",
+    )
     api.add_argument(
         "--allow-no-auth",
         action="store_true",
@@ -93,6 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
         if args.command == "api":
+            if args.workers is not None:
+                if args.workers < 1:
+                    raise ConfigurationError("--workers must be at least 1")
+                settings = replace(settings, api_workers=args.workers)
             return _api(settings, args.host, args.port, allow_no_auth=args.allow_no_auth)
         if args.command == "callbacks":
             cmd = [sys.executable, "-m", "consumers.callbacks", "--slot", str(args.slot)]
@@ -126,13 +137,12 @@ def _is_loopback(host: str) -> bool:
 
 def _api(settings: Settings, host: str, port: int, *, allow_no_auth: bool = False) -> int:
     import structlog
-    import uvicorn
 
-    from agentlink.api import create_app
+    from agentlink.api.server import serve
     from agentlink.logging import configure_logging
 
     opened = allow_no_auth or settings.allow_no_auth
-    if not settings.api_keys and not _is_loopback(host) and not opened:
+    if not settings.auth_required and not _is_loopback(host) and not opened:
         print(
             f"agentlink: refusing to serve {host} without API keys: anyone who can reach it "
             "could queue reports. Set AGENTLINK_API_KEYS, bind 127.0.0.1, or accept an open "
@@ -141,21 +151,14 @@ def _api(settings: Settings, host: str, port: int, *, allow_no_auth: bool = Fals
         )
         return 2
     configure_logging(settings.log_format, settings.log_level)
-    if not settings.api_keys:
+    if not settings.auth_required:
         structlog.get_logger(__name__).warning(
             "api.no_api_keys",
             host=host,
             exposed=not _is_loopback(host),
             hint="set AGENTLINK_API_KEYS before exposing the API",
         )
-    uvicorn.run(
-        create_app(settings),
-        host=host,
-        port=port,
-        log_config=None,
-        proxy_headers=True,
-        timeout_keep_alive=5,  # idle keep-alive connections hold nothing for long
-    )
+    serve(settings, host, port)
     return 0
 
 

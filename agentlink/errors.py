@@ -9,6 +9,7 @@ the branch an error sits on::
     ├── ConfigurationError          settings are missing or inconsistent: refuse to start
     │   └── StorageConfigError      storage credentials/scopes rejected: pause, not the job's fault
     ├── ServiceUnavailableError     Redis cannot be reached (API → 503)
+    │   └── ServiceBusyError        every Redis connection is in use past the wait (API → 503)
     ├── JobNotFoundError            no such job (API → 404)
     └── JobError                    raised while making a report
         ├── PermanentJobError       retrying cannot help: the job fails now
@@ -42,6 +43,11 @@ class StorageConfigError(ConfigurationError):
 
 class ServiceUnavailableError(AgentLinkError):
     """A service AgentLink depends on (Redis) cannot be reached right now."""
+
+
+class ServiceBusyError(ServiceUnavailableError):
+    """Redis is reachable, but every connection of the bounded pool stayed in use for longer
+    than the wait allows: the API is busy, not broken."""
 
 
 class JobNotFoundError(AgentLinkError):

@@ -190,8 +190,10 @@ def new_job_fields(
     *,
     request_id: str | None = None,
     idempotency_key: str | None = None,
+    owner: str | None = None,
 ) -> dict[str, str]:
-    """The job hash of a job just accepted (``callback_url`` is read by the outcome scripts)."""
+    """The job hash of a job just accepted (``callback_url`` is read by the outcome scripts;
+    ``owner``, a digest of the creating API key, decides who may read it)."""
     fields = {
         "job_id": job_id,
         "kind": spec.kind.value,
@@ -209,6 +211,8 @@ def new_job_fields(
         fields["request_id"] = request_id
     if idempotency_key:
         fields["idempotency_key"] = idempotency_key
+    if owner:
+        fields["owner"] = owner
     return fields
 
 

@@ -278,7 +278,7 @@ class ScrapeCollector:
 
     def collect(self) -> Iterator[Metric]:
         """Every family of the API registry, then the gauges of this reading."""
-        yield from metrics.API_REGISTRY.collect()
+        yield from metrics.exposed_registry().collect()
         yield _gauge(
             "agentlink_redis_up",
             "1 if Redis answered this scrape, 0 if not.",

@@ -70,6 +70,10 @@ def _choice(env: Mapping[str, str], name: str, default: T, choices: tuple[T, ...
     raise ConfigurationError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
 
 
+def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in env.get(name, "").split(",") if item.strip())
+
+
 def _bool(env: Mapping[str, str], name: str, *, default: bool = False) -> bool:
     raw = env.get(name, "").strip().lower()
     if not raw:
@@ -109,7 +113,8 @@ class Settings:
 
     redis_url: str = DEFAULT_REDIS_URL
     key_prefix: str = "agentlink"
-    api_keys: tuple[str, ...] = ()
+    api_keys: tuple[str, ...] = field(default=(), repr=False)
+    operator_keys: tuple[str, ...] = field(default=(), repr=False)
     storage: StorageKind = "local"
     output_dir: Path = Path("reports")
     dropbox_folder: str = "/AgentLink"
@@ -147,6 +152,12 @@ class Settings:
     log_level: str = "info"
     # The API's guard rails (README: "HTTP API" and "Make.com").
     allow_no_auth: bool = False
+    api_workers: int = 1
+    redis_pool_size: int = 32
+    redis_pool_wait_s: float = 10.0
+    api_cache_s: float = 2.0
+    header_timeout_s: float = 10.0
+    auth_failure_limit: int = 30
     idempotency_ttl_s: int = 24 * 3600
     rate_limit: int = 120
     rate_limit_window_s: float = 60.0
@@ -170,7 +181,7 @@ class Settings:
         metrics_port = _int(env, "AGENTLINK_METRICS_PORT", 0, minimum=0)
         sales_csv = env.get("AGENTLINK_SALES_CSV", "").strip()
         name = env.get("AGENTLINK_CONSUMER_NAME", "").strip() or socket.gethostname()
-        keys = tuple(k.strip() for k in env.get("AGENTLINK_API_KEYS", "").split(",") if k.strip())
+        keys = _list(env, "AGENTLINK_API_KEYS")
         prefix = env.get("AGENTLINK_KEY_PREFIX", "").strip() or "agentlink"
         if any(c.isspace() for c in prefix + name):
             raise ConfigurationError(
@@ -222,6 +233,13 @@ class Settings:
         settings = replace(
             settings,
             allow_no_auth=_bool(env, "AGENTLINK_ALLOW_NO_AUTH"),
+            operator_keys=_list(env, "AGENTLINK_OPERATOR_KEYS"),
+            api_workers=_int(env, "AGENTLINK_API_WORKERS", 1, minimum=1),
+            redis_pool_size=_int(env, "AGENTLINK_REDIS_POOL_SIZE", 32, minimum=1),
+            redis_pool_wait_s=_float(env, "AGENTLINK_REDIS_POOL_WAIT_S", 10.0, minimum=0.01),
+            api_cache_s=_float(env, "AGENTLINK_API_CACHE_S", 2.0),
+            header_timeout_s=_float(env, "AGENTLINK_HEADER_TIMEOUT_S", 10.0, minimum=0.5),
+            auth_failure_limit=_int(env, "AGENTLINK_AUTH_FAILURE_LIMIT", 30),
             idempotency_ttl_s=_int(env, "AGENTLINK_IDEMPOTENCY_TTL_S", 24 * 3600, minimum=60),
             rate_limit=_int(env, "AGENTLINK_RATE_LIMIT", 120),
             rate_limit_window_s=_float(env, "AGENTLINK_RATE_LIMIT_WINDOW_S", 60.0, minimum=1.0),
@@ -312,6 +330,11 @@ class Settings:
     def dropbox_auth(self) -> str:
         """How AgentLink signs in to Dropbox, for messages: which variable holds the token."""
         return "DROPBOX_REFRESH_TOKEN" if self.dropbox_refresh_token else "DROPBOX_ACCESS_TOKEN"
+
+    @property
+    def auth_required(self) -> bool:
+        """True when requests need an API key (``AGENTLINK_API_KEYS`` or operator keys set)."""
+        return bool(self.api_keys or self.operator_keys)
 
     @property
     def lease_ms(self) -> int:

@@ -78,7 +78,7 @@ def serve_metrics(port: int, consumer: str) -> None:
     import structlog
     from prometheus_client import start_http_server
 
-    from agentlink import metrics
+    from consumers import metrics
 
     metrics.CONSUMER_INFO.info({"consumer": consumer})
     try:

@@ -23,7 +23,6 @@ from typing import Literal, TypeVar
 
 import structlog
 
-from agentlink import metrics
 from agentlink.errors import (
     InvalidJobError,
     PermanentJobError,
@@ -43,6 +42,7 @@ from agentlink.jobs import (
 from agentlink.settings import Settings
 from agentlink.storage import Storage, report_path
 from agentlink.streams import entry_time_s, now_iso
+from consumers import metrics
 from consumers.lease import LeaseKeeper
 from consumers.queue import Entry, ReportQueue, error_record
 from consumers.renderer import RenderAbortedError, Renderer

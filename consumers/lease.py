@@ -20,10 +20,10 @@ from collections.abc import Callable
 
 import structlog
 
-from agentlink import metrics
 from agentlink.errors import ServiceUnavailableError
 from agentlink.jobs import JobEvent
 from agentlink.streams import now_iso
+from consumers import metrics
 from consumers.queue import ReportQueue
 
 log = structlog.get_logger(__name__)

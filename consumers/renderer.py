@@ -23,9 +23,10 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from agentlink import errors, metrics
+from agentlink import errors
 from agentlink.errors import PermanentJobError, RenderFailedError
 from agentlink.jobs import ReportSpec
+from consumers import metrics
 
 if TYPE_CHECKING:  # the consumer itself never imports WeasyPrint; only its child does
     from agentlink.reports import RenderedReport

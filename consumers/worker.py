@@ -16,10 +16,10 @@ from types import FrameType
 
 import structlog
 
-from agentlink import metrics
 from agentlink.settings import Settings
 from agentlink.storage import Storage, create_storage
 from agentlink.streams import Keys
+from consumers import metrics
 from consumers.job import ReportJob, Via
 from consumers.lease import LeaseKeeper
 from consumers.loop import StreamMember

@@ -16,12 +16,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import redis
 from litestar.testing import TestClient
 
 from agentlink.api import create_app
-from agentlink.devredis import RedisServer
+from agentlink.devredis import RedisServer, free_port
 from agentlink.settings import Settings
 from agentlink.streams import Keys
 
@@ -82,6 +83,7 @@ def settings(redis_url: str, tmp_path: Path) -> Settings:
         retry_base_s=0.05,
         retry_max_s=0.2,
         log_format="json",
+        api_cache_s=0.0,  # tests change Redis between requests; production trusts a read 2 s
     )
 
 
@@ -139,6 +141,26 @@ class Processes:
             settings_env(settings, **env),
             f"consumer-{slot}",
         )
+
+    def api(self, settings: Settings, *args: str, **env: str) -> str:
+        """Start ``agentlink api`` on a free port (extra CLI ``args``, environment ``env``)
+        and wait until it is healthy; returns its base URL."""
+        port = free_port()
+        self.start(
+            ["-m", "agentlink", "api", "--port", str(port), *args],
+            settings_env(settings, **env),
+            "api",
+        )
+        base = f"http://127.0.0.1:{port}"
+
+        def healthy() -> bool:
+            try:
+                return httpx.get(f"{base}/health", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(healthy, 60, "the API to answer /health")
+        return base
 
     def log(self, name: str) -> str:
         """What a process wrote so far."""

@@ -93,7 +93,6 @@ class TestCapacity:
         own = replace(settings, redis_url=fresh_redis.url, redis_memory_high_water=0.5)
         admin = redis.Redis.from_url(fresh_redis.url, decode_responses=True)
         with TestClient(app=create_app(own)) as client:
-            client.app.state.store.memory_cache_s = 0.0  # production trusts INFO for 2 s
             assert client.post(AGENTS, json=MANLY).status_code == 202
             used = int(admin.info("memory")["used_memory"])
             admin.config_set("maxmemory", str(int(used * 1.5)))  # used is ~67% of maxmemory
@@ -110,10 +109,10 @@ class TestCapacity:
         self, fresh_redis: RedisServer, settings: Settings
     ) -> None:
         """maxmemory reached under noeviction: Redis says OOM, the client gets a 503."""
-        own = replace(settings, redis_url=fresh_redis.url, rate_limit=0)
+        # Memory as read an hour ago: only Redis itself can refuse.
+        own = replace(settings, redis_url=fresh_redis.url, rate_limit=0, api_cache_s=3600.0)
         admin = redis.Redis.from_url(fresh_redis.url, decode_responses=True)
         with TestClient(app=create_app(own)) as client:
-            client.app.state.store.memory_cache_s = 3600.0  # only Redis itself can refuse
             assert client.post(AGENTS, json=MANLY).status_code == 202
             admin.config_set("maxmemory", "1")
             refused = client.post(AGENTS, json=MANLY)

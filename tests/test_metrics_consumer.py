@@ -22,13 +22,13 @@ import redis
 from litestar.testing import TestClient
 from prometheus_client import generate_latest
 
-from agentlink import metrics
 from agentlink.api import create_app
 from agentlink.devredis import RedisServer, free_port
 from agentlink.errors import RenderFailedError
 from agentlink.jobs import AuState, Kind, ReportSpec
 from agentlink.settings import Settings
 from agentlink.streams import Keys
+from consumers import metrics
 from consumers.lease import LeaseKeeper
 from consumers.queue import ReportQueue, connect
 from consumers.renderer import RenderAbortedError, Renderer

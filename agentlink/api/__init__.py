@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -28,9 +29,19 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     @asynccontextmanager
     async def redis_lifespan(app: Litestar) -> AsyncIterator[None]:
-        async with open_store(settings.redis_url, Keys(settings.key_prefix)) as store:
+        async with open_store(
+            settings.redis_url,
+            Keys(settings.key_prefix),
+            pool_size=settings.redis_pool_size,
+            pool_wait_s=settings.redis_pool_wait_s,
+            cache_s=settings.api_cache_s,
+            live_within_s=2 * settings.lease_s,
+        ) as store:
             app.state.store = store
             log.info("api.started", redis=_redacted(settings.redis_url), storage=settings.storage)
+            # The ~60,000 objects of the app live as long as the process: out of the cyclic
+            # collector's sight, a full collection no longer pauses a request for ~20 ms.
+            gc.freeze()
             yield
 
     def provide_store() -> JobStore:

@@ -1,18 +1,52 @@
-"""API keys: with ``AGENTLINK_API_KEYS`` set, every ``/api/*`` request must carry one.
+"""Who is calling: API keys, operator keys, and the caller's scopes.
 
-Accepted as ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``; compared in constant
-time against every configured key. Keys are never logged.
+With ``AGENTLINK_API_KEYS`` (or ``AGENTLINK_OPERATOR_KEYS``) set, every ``/api/*`` request
+must carry a key, as ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``, compared in
+constant time against every configured key. Keys are never logged: a caller is known by a
+digest of its key.
+
+- A job belongs to the key that created it; other keys get 404 for it. Operator keys
+  (``AGENTLINK_OPERATOR_KEYS``, valid API keys too) see every job.
+- Failed authentications are counted per client address (``AGENTLINK_AUTH_FAILURE_LIMIT``
+  per minute); past that, the address gets 429 + Retry-After instead of 401. A valid key
+  always gets through: keys are long random strings, so locking an address out would add
+  no protection, yet would let one misconfigured scenario behind a shared egress address
+  (Make's) lock out every other caller there.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import math
+from dataclasses import dataclass
 from typing import Any
 
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
 from agentlink.api.errors import ApiError
+from agentlink.api.store import JobStore, Limited
+from agentlink.settings import Settings
+
+AUTH_FAILURE_WINDOW_S = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """The caller of one request, as the routes and the scripts need it."""
+
+    rate_scope: str
+    """Whose rate-limit budget this request spends: ``key-<digest>`` or ``ip-<address>``."""
+    tenant: str
+    """Whose jobs and idempotency keys these are: ``key-<digest>``, or ``open`` without keys."""
+    operator: bool
+    """True for operator keys, and for every caller when the API runs without keys."""
+
+    @property
+    def owner_filter(self) -> str:
+        """The owner a job must have for this caller to see it (``""``: any)."""
+        return "" if self.operator else self.tenant
 
 
 def presented_key(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
@@ -33,15 +67,56 @@ def key_matches(presented: str, keys: tuple[str, ...]) -> bool:
     return matched
 
 
-def require_api_key(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """Litestar guard: 401 unless the request carries a configured key (no keys: open)."""
-    keys: tuple[str, ...] = connection.app.state.settings.api_keys
-    if not keys:
-        return
+def client_address(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
+    """The client's address (the proxy's ``X-Forwarded-For`` only from trusted proxies:
+    uvicorn's ``forwarded_allow_ips``)."""
+    return connection.client.host if connection.client else "unknown"
+
+
+def key_digest(key: str) -> str:
+    """How a key is named in Redis keys and records: never the key itself."""
+    return "key-" + hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def identify(connection: ASGIConnection[Any, Any, Any, Any], settings: Settings) -> Caller | None:
+    """The caller, or None when keys are required and the request has no valid one."""
+    if not settings.auth_required:
+        return Caller(rate_scope=f"ip-{client_address(connection)}", tenant="open", operator=True)
     presented = presented_key(connection)
-    if not presented or not key_matches(presented, keys):
+    if not presented:
+        return None
+    operator = key_matches(presented, settings.operator_keys)
+    if not operator and not key_matches(presented, settings.api_keys):
+        return None
+    digest = key_digest(presented)
+    return Caller(rate_scope=digest, tenant=digest, operator=operator)
+
+
+async def require_api_key(
+    connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
+) -> None:
+    """Litestar guard: the request's ``Caller`` in ``connection.state.caller``; 401 without a
+    valid key (429 once the address has failed too often)."""
+    settings: Settings = connection.app.state.settings
+    caller = identify(connection, settings)
+    if caller is not None:
+        connection.state.caller = caller
+        return
+    store: JobStore = connection.app.state.store
+    limited = None
+    if settings.auth_failure_limit > 0:
+        bucket = store.keys.rate(f"authfail-{client_address(connection)}")
+        limited = await store.count(bucket, settings.auth_failure_limit, AUTH_FAILURE_WINDOW_S)
+    if isinstance(limited, Limited):
+        retry_after = max(1, math.ceil(limited.retry_after_s))
         raise ApiError(
-            401,
-            "a valid API key is required: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
-            headers={"WWW-Authenticate": 'Bearer realm="agentlink"'},
+            429,
+            f"too many failed authentications from this address; retry in {retry_after} s "
+            "with a valid API key",
+            headers={"Retry-After": str(retry_after)},
         )
+    raise ApiError(
+        401,
+        "a valid API key is required: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
+        headers={"WWW-Authenticate": 'Bearer realm="agentlink"'},
+    )

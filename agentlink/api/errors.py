@@ -16,7 +16,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotFoundException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
-from agentlink.errors import JobNotFoundError, ServiceUnavailableError
+from agentlink.errors import JobNotFoundError, ServiceBusyError, ServiceUnavailableError
 
 log = structlog.get_logger(__name__)
 
@@ -27,6 +27,7 @@ _TITLES = {
     405: "Method not allowed",
     408: "Request timeout",
     409: "Conflict",
+    410: "Gone",
     413: "Request body too large",
     415: "Unsupported media type",
     422: "Invalid request",
@@ -102,6 +103,8 @@ def exception_to_response(request: Request[Any, Any, Any], exc: Exception) -> Re
         status, detail, errors, headers = exc.status_code, exc.detail, exc.errors, exc.headers
     elif isinstance(exc, JobNotFoundError):
         status, detail = 404, str(exc)
+    elif isinstance(exc, ServiceBusyError):
+        status, detail, headers = 503, str(exc), {"Retry-After": "1"}
     elif isinstance(exc, ServiceUnavailableError):
         status, detail, headers = 503, str(exc), {"Retry-After": "5"}
     elif isinstance(exc, NotFoundException):

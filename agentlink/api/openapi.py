@@ -144,7 +144,8 @@ UNAUTHORIZED = problem(
     ),
 )
 RATE_LIMITED = problem(
-    "Over this API key's rate limit; `Retry-After` says when to try again.",
+    "Over this API key's rate limit, or too many failed authentications from this address; "
+    "`Retry-After` says when to try again.",
     (
         "rate limited",
         _problem(
@@ -155,8 +156,9 @@ RATE_LIMITED = problem(
     ),
 )
 UNAVAILABLE = problem(
-    "Redis unreachable, Redis memory past its high-water mark, or the queue too long for "
-    "AGENTLINK_MAX_WAIT_S; `Retry-After` says when to try again. Nothing was queued.",
+    "Redis unreachable, every Redis connection of this API process busy for longer than "
+    "AGENTLINK_REDIS_POOL_WAIT_S, Redis memory past its high-water mark, or the queue too long "
+    "for AGENTLINK_MAX_WAIT_S; `Retry-After` says when to try again. Nothing was queued.",
     (
         "queue too long",
         _problem(
@@ -172,9 +174,17 @@ UNAVAILABLE = problem(
             503, "Service unavailable", "the job queue (Redis) is unreachable; try again shortly"
         ),
     ),
+    (
+        "busy",
+        _problem(
+            503,
+            "Service unavailable",
+            "the API is busy: no Redis connection came free within 10 s; retry shortly",
+        ),
+    ),
 )
 NOT_FOUND = problem(
-    "No such job (or its record expired).",
+    "No such job: unknown, its record expired, or it was created with another API key.",
     ("unknown job", _problem(404, "Not found", f"no job with id '{JOB_ID}'")),
 )
 
@@ -276,11 +286,26 @@ PDF_RESPONSES: dict[int, ResponseSpec] = {
     401: UNAUTHORIZED,
     404: NOT_FOUND,
     409: problem(
-        "The job is not completed yet.",
+        "The job is not completed yet: poll its status, then fetch the PDF.",
         (
             "not ready",
             _problem(
-                409, "Conflict", f"job {JOB_ID} is queued; the PDF exists once it is completed"
+                409,
+                "Conflict",
+                f"job {JOB_ID} is queued: its PDF is not made yet; poll its status until it "
+                "is completed, then fetch the PDF",
+            ),
+        ),
+    ),
+    410: problem(
+        "The job failed (or was dead-lettered): it has no PDF and never will.",
+        (
+            "failed",
+            _problem(
+                410,
+                "Gone",
+                f"job {JOB_ID} failed and has no PDF; it never will (no sales recorded for "
+                "Nowhere, NSW in the period); submit a new request",
             ),
         ),
     ),

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 import urllib.parse
+import uuid
 from typing import Annotated, Any
 
 import msgspec
@@ -16,18 +18,43 @@ from litestar.params import FromPath, Parameter
 from litestar.response import File, Redirect
 
 from agentlink import metrics
-from agentlink.api import idempotency, openapi
-from agentlink.api.auth import require_api_key
+from agentlink.api import idempotency, limits, openapi
+from agentlink.api.auth import Caller, require_api_key
 from agentlink.api.errors import ApiError, FieldError, field_error
-from agentlink.api.limits import check_capacity, estimate_wait_s, rate_limit, tenant_scope
-from agentlink.api.store import Accepted, Existing, IdempotencyKey, JobStore
+from agentlink.api.limits import estimate_wait_s
+from agentlink.api.store import (
+    Accepted,
+    Conditions,
+    Existing,
+    Full,
+    IdempotencyKey,
+    JobStore,
+    Limited,
+    RateLimit,
+    Submission,
+)
 from agentlink.callbacks import CallbackDnsError, CallbackPolicy, CallbackUrlError
-from agentlink.errors import JobNotFoundError, ServiceUnavailableError, StorageRejectedError
-from agentlink.jobs import AuState, JobRecord, Kind, ReportRequest, ReportSpec, Status
+from agentlink.errors import (
+    JobNotFoundError,
+    ServiceBusyError,
+    ServiceUnavailableError,
+    StorageRejectedError,
+)
+from agentlink.jobs import (
+    AuState,
+    JobRecord,
+    Kind,
+    ReportRequest,
+    ReportSpec,
+    Status,
+    entry_fields,
+    new_job_fields,
+)
 from agentlink.observe_http import current_request_id
 from agentlink.observe_stream import CONTENT_TYPE, exposition
 from agentlink.settings import Settings
 from agentlink.storage.local import LocalStorage
+from agentlink.streams import now_iso
 
 log = structlog.get_logger(__name__)
 
@@ -35,7 +62,9 @@ _SUBURB = re.compile(r"^[A-Za-z][A-Za-z .'\-]*$")
 _STATES = ", ".join(s.value for s in AuState)
 _JSON = "application/json"
 _FORM = "application/x-www-form-urlencoded"
-_API_GUARDS = [require_api_key, rate_limit]
+_API_GUARDS = [require_api_key]
+HEALTHY_WITHIN_S = 1.0
+"""A Redis reply this recent answers /health without a round trip of its own."""
 JobId = Annotated[str, Parameter(description="The job id from the submit answer.")]
 
 
@@ -143,7 +172,7 @@ def _callback_refused(exc: CallbackUrlError) -> ApiError:
 def _answer(
     request: Request[Any, Any, Any], job_id: str, status: Status, position: int, wait_s: int
 ) -> tuple[JobAccepted, str]:
-    status_url = str(request.url_for("job_status", job_id=job_id))
+    status_url = f"{request.base_url}api/job-status/{job_id}"
     body = JobAccepted(
         job_id=job_id,
         status=status,
@@ -154,32 +183,23 @@ def _answer(
     return body, status_url
 
 
-async def _replay(
+def _replay(
     request: Request[Any, Any, Any],
-    store: JobStore,
     existing: Existing,
     *,
     key: IdempotencyKey,
     given: tuple[str, str],
-    settings: Settings,
+    conditions: Conditions,
 ) -> Response[JobAccepted]:
     """A repeated idempotency key: the same job again (200), or 409 for another body."""
+    settings: Settings = request.app.state.settings
     if existing.body_sha256 != key.body_sha256:
         metrics.REQUESTS_REJECTED.labels(reason="conflict").inc()
         raise idempotency.conflict(*given, existing.job_id, settings.idempotency_ttl_s)
-    try:
-        record = await store.get(existing.job_id)
-        status = record.status
-    except JobNotFoundError:
-        status = Status.QUEUED  # the record was deleted by hand; the key still names the job
-    position = wait_s = 0
-    if status == Status.QUEUED:
-        entry_id = await store.entry_of(existing.job_id)
-        position = await store.position(entry_id) if entry_id else 0
-        if position:
-            backlog = await store.backlog(live_within_s=2 * settings.lease_s)
-            wait_s = estimate_wait_s(position, backlog.service_s, backlog.consumers)
-    body, status_url = _answer(request, existing.job_id, status, position, wait_s)
+    # A record deleted by hand leaves the key naming the job: report it as queued.
+    status = Status(existing.status) if existing.status else Status.QUEUED
+    wait_s = estimate_wait_s(existing.ahead, conditions.service_s, conditions.consumers)
+    body, status_url = _answer(request, existing.job_id, status, existing.ahead, wait_s)
     log.info("report.replayed", job_id=existing.job_id, status=status.value)
     return Response(
         body,
@@ -189,60 +209,90 @@ async def _replay(
     )
 
 
+def _rejected(exc: ApiError) -> ApiError:
+    metrics.REQUESTS_REJECTED.labels(
+        reason="invalid" if exc.status_code < 500 else "unavailable"
+    ).inc()
+    return exc
+
+
+def _rate(store: JobStore, settings: Settings, caller: Caller) -> RateLimit:
+    return RateLimit(
+        redis_key=store.keys.rate(caller.rate_scope),
+        limit=settings.rate_limit,
+        window_s=settings.rate_limit_window_s,
+    )
+
+
 async def _submit(
     kind: Kind, request: Request[Any, Any, Any], store: NamedDependency[JobStore]
 ) -> Response[JobAccepted]:
     settings: Settings = request.app.state.settings
+    caller: Caller = request.state.caller
     try:
         body = await _read_body(request, settings.body_timeout_s)
         spec, request_id = parse_request(kind, body, request.content_type[0])
         given = idempotency.choose_key(request.headers.get(idempotency.HEADER), request_id)
         spec = _callback_syntax(spec, request.app.state.callback_policy)
     except ApiError as exc:
-        metrics.REQUESTS_REJECTED.labels(
-            reason="invalid" if exc.status_code < 500 else "unavailable"
-        ).inc()
-        raise
+        raise _rejected(exc) from None
     key = None
     if given is not None:
-        scope = tenant_scope(request, settings)
         key = idempotency.idempotency_key(
-            store.keys, scope, spec, given[0], settings.idempotency_ttl_s
+            store.keys, caller.tenant, spec, given[0], settings.idempotency_ttl_s
         )
     try:
-        if key is not None and given and (existing := await store.existing(key.redis_key)):
-            return await _replay(request, store, existing, key=key, given=given, settings=settings)
-        # After the idempotency look-up: a repeat gets its job even while DNS is failing.
+        conditions = await store.conditions()
+        if spec.callback_url:
+            try:
+                await _callback_resolves(spec, request.app.state.callback_policy)
+            except ApiError as exc:
+                # A repeat gets its job even while DNS is failing.
+                if key is not None and given and (existing := await store.existing(key.redis_key)):
+                    return _replay(request, existing, key=key, given=given, conditions=conditions)
+                raise _rejected(exc) from None
         try:
-            await _callback_resolves(spec, request.app.state.callback_policy)
-        except ApiError as exc:
-            metrics.REQUESTS_REJECTED.labels(
-                reason="invalid" if exc.status_code < 500 else "unavailable"
-            ).inc()
-            raise
-        try:
-            backlog = await check_capacity(store, settings)
+            limits.check_memory(settings, conditions)
         except ApiError:
             metrics.REQUESTS_REJECTED.labels(reason="overloaded").inc()
             raise
-        # The job keeps the HTTP request id, so API and consumer log lines of one job share
-        # it; the idempotency key lives only in its own key.
-        outcome = await store.enqueue(
-            spec,
-            request_id=current_request_id(),
-            idempotency=key,
-            idempotency_key=given[0] if given else None,
+        job_id = str(uuid.uuid4())
+        created_at = now_iso()
+        outcome = await store.submit(
+            Submission(
+                job_id=job_id,
+                created_at=created_at,
+                entry=entry_fields(job_id, spec, created_at),
+                # The job keeps the HTTP request id, so API and consumer log lines of one job
+                # share it; the idempotency key is shown to its owner only.
+                job=new_job_fields(
+                    job_id,
+                    spec,
+                    created_at,
+                    request_id=current_request_id(),
+                    idempotency_key=given[0] if given else None,
+                    owner=caller.tenant,
+                ),
+                rate=_rate(store, settings, caller),
+                idempotency=key,
+                max_ahead=limits.max_ahead(settings, conditions),
+            )
         )
-    except ServiceUnavailableError:
-        metrics.REQUESTS_REJECTED.labels(reason="unavailable").inc()
+    except ServiceUnavailableError as exc:
+        busy = isinstance(exc, ServiceBusyError)
+        metrics.REQUESTS_REJECTED.labels(reason="busy" if busy else "unavailable").inc()
         raise
-    if isinstance(outcome, Existing):  # a concurrent request with this key won the race
+    if isinstance(outcome, Limited):
+        metrics.REQUESTS_REJECTED.labels(reason="rate_limited").inc()
+        raise limits.rate_limited(settings, outcome.retry_after_s)
+    if isinstance(outcome, Full):
+        metrics.REQUESTS_REJECTED.labels(reason="overloaded").inc()
+        raise limits.queue_full(settings, conditions, outcome.ahead)
+    if isinstance(outcome, Existing):
         assert key is not None
         assert given is not None
-        return await _replay(request, store, outcome, key=key, given=given, settings=settings)
-    return _accepted(
-        request, kind, spec, outcome, service_s=backlog.service_s, consumers=backlog.consumers
-    )
+        return _replay(request, outcome, key=key, given=given, conditions=conditions)
+    return _accepted(request, kind, spec, outcome, conditions)
 
 
 def _accepted(
@@ -250,13 +300,11 @@ def _accepted(
     kind: Kind,
     spec: ReportSpec,
     accepted: Accepted,
-    *,
-    service_s: float | None,
-    consumers: int,
+    conditions: Conditions,
 ) -> Response[JobAccepted]:
     metrics.REQUESTS_ACCEPTED.labels(kind=kind.value).inc()
-    wait_s = estimate_wait_s(accepted.position, service_s, consumers)
-    body, status_url = _answer(request, accepted.job_id, Status.QUEUED, accepted.position, wait_s)
+    wait_s = estimate_wait_s(accepted.ahead, conditions.service_s, conditions.consumers)
+    body, status_url = _answer(request, accepted.job_id, Status.QUEUED, accepted.ahead, wait_s)
     log.info(
         "report.accepted",
         job_id=accepted.job_id,
@@ -264,7 +312,7 @@ def _accepted(
         kind=kind.value,
         suburb=spec.suburb,
         state=spec.state.value,
-        position=accepted.position,
+        position=accepted.ahead,
         estimated_wait_s=wait_s,
         callback=bool(spec.callback_url),
     )
@@ -331,13 +379,26 @@ async def job_status(
     job_id: FromPath[JobId], request: Request[Any, Any, Any], store: NamedDependency[JobStore]
 ) -> JobRecord:
     """The job's status record; `status == "completed"` once its PDF is stored."""
-    record = await store.get(job_id)
+    record = await _read(request, store, job_id)
     if (
         record.result is not None
         and record.result.url is None
         and record.status == Status.COMPLETED
     ):
-        record.result.url = str(request.url_for("job_pdf", job_id=job_id))
+        record.result.url = f"{request.base_url}api/jobs/{job_id}/pdf"
+    return record
+
+
+async def _read(request: Request[Any, Any, Any], store: JobStore, job_id: str) -> JobRecord:
+    """The job's record if the caller may see it (404 otherwise), in one round trip that
+    also spends the caller's rate limit."""
+    settings: Settings = request.app.state.settings
+    caller: Caller = request.state.caller
+    record = await store.read(
+        job_id, owner=caller.owner_filter, rate=_rate(store, settings, caller)
+    )
+    if isinstance(record, Limited):
+        raise limits.rate_limited(settings, record.retry_after_s)
     return record
 
 
@@ -353,17 +414,29 @@ async def job_status(
     tags=["reports"],
 )
 async def job_pdf(
-    job_id: FromPath[JobId], store: NamedDependency[JobStore], state: State
+    job_id: FromPath[JobId],
+    request: Request[Any, Any, Any],
+    store: NamedDependency[JobStore],
+    state: State,
 ) -> File | Redirect:
-    """The finished PDF (404 if the job is unknown, 409 while it is not completed).
+    """The finished PDF: 404 if the job is unknown, 409 while it is being made, 410 if it
+    failed (it will never have one).
 
     A report stored in Dropbox is served by Dropbox: a redirect to its shared link, with
     ``dl=1`` so that the link yields the file rather than Dropbox's preview page.
     """
-    record = await store.get(job_id)
+    record = await _read(request, store, job_id)
+    if record.status in {Status.FAILED, Status.DEAD}:
+        raise ApiError(
+            410,
+            f"job {job_id} {record.status.value} and has no PDF; it never will "
+            f"({record.error or 'no error recorded'}); submit a new request",
+        )
     if record.status != Status.COMPLETED or record.result is None:
         raise ApiError(
-            409, f"job {job_id} is {record.status.value}; the PDF exists once it is completed"
+            409,
+            f"job {job_id} is {record.status.value}: its PDF is not made yet; poll "
+            "its status until it is completed, then fetch the PDF",
         )
     if record.result.storage == "dropbox":
         if not record.result.url:
@@ -387,7 +460,9 @@ async def job_pdf(
         raise JobNotFoundError(job_id) from exc
     if not path.is_file():
         raise ApiError(
-            404, f"the PDF of job {job_id} is not in this server's output folder ({path})"
+            404,
+            f"the PDF of job {job_id} is gone: the file was removed from this server's "
+            "report storage; submit a new request to make it again",
         )
     return File(
         path=path,
@@ -405,9 +480,18 @@ async def job_pdf(
     tags=["operations"],
 )
 async def health(store: NamedDependency[JobStore]) -> Response[dict[str, str]]:
-    """200 when Redis answers, 503 otherwise."""
+    """200 when Redis answers, 503 otherwise.
+
+    Cheap under load: a Redis reply within the last ``HEALTHY_WITHIN_S`` is proof enough,
+    so a burst of requests costs no extra round trip; otherwise a PING decides. All
+    connections in use is not Redis being down: that answers 200 with ``"redis": "busy"``.
+    """
+    if time.monotonic() - store.last_ok < HEALTHY_WITHIN_S:
+        return Response({"status": "ok", "redis": "ok"}, media_type=_JSON)
     try:
         await store.ping()
+    except ServiceBusyError:
+        return Response({"status": "ok", "redis": "busy"}, media_type=_JSON)
     except ServiceUnavailableError:
         return Response(
             {"status": "unavailable", "redis": "down"}, status_code=503, media_type=_JSON

@@ -1,39 +1,47 @@
-"""The API's view of Redis: enqueue a job, read a job, the queue's backlog, rate limits.
+"""The API's view of Redis: one round trip to take a request, one to read a job.
 
 This is the adapter between the API and redis-py: Redis exceptions become
-``ServiceUnavailableError`` here and nowhere else.
+``ServiceUnavailableError`` (or ``ServiceBusyError``) here and nowhere else.
+
+The connection pool is bounded (``AGENTLINK_REDIS_POOL_SIZE`` per API process) and a
+request *waits* for a free connection, up to ``AGENTLINK_REDIS_POOL_WAIT_S``: a burst of
+thousands of requests queues up in the process instead of being refused. A wait that runs
+out is "busy" (503 + Retry-After), never "unreachable".
+
+What changes slowly — the service-time average, the live consumers, Redis memory — is read
+at most once per ``AGENTLINK_API_CACHE_S`` per process (one pipelined round trip, shared by
+every request that arrives meanwhile), not once per request.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import msgspec
 import redis.asyncio as aioredis
 import redis.exceptions
 
-from agentlink.errors import JobNotFoundError, ServiceUnavailableError
-from agentlink.jobs import JobRecord, ReportSpec, entry_fields, new_job_fields, record_from_hash
-from agentlink.streams import (
-    BACKLOG_LUA,
-    ENQUEUE_LUA,
-    POSITION_LUA,
-    RATE_LIMIT_LUA,
-    Keys,
-    flatten,
-    now_iso,
-)
+from agentlink.errors import JobNotFoundError, ServiceBusyError, ServiceUnavailableError
+from agentlink.jobs import JobRecord, record_from_hash
+from agentlink.lua import source
+from agentlink.streams import Keys
 
 T = TypeVar("T")
 
-MEMORY_CACHE_S = 2.0
-"""How long one ``INFO memory`` answer is trusted: the high-water check costs no round trip
-per request, and memory does not jump in two seconds."""
+_json = msgspec.json.Encoder()
+_ERROR_CODES = {
+    # redis-py strips these codes from its messages; name them again for people.
+    redis.exceptions.BusyLoadingError: "LOADING",
+    redis.exceptions.OutOfMemoryError: "OOM",
+    redis.exceptions.ReadOnlyError: "READONLY",
+    redis.exceptions.TryAgainError: "TRYAGAIN",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,15 +50,32 @@ class Accepted:
 
     job_id: str
     entry_id: str
-    position: int
+    ahead: int
 
 
 @dataclass(frozen=True, slots=True)
 class Existing:
-    """An idempotency key already used: the job it created and that request's body hash."""
+    """An idempotency key already used: the job it created, that request's body hash, the
+    job's status now (None if its record is gone) and the entries ahead of it."""
 
     job_id: str
     body_sha256: str
+    status: str | None
+    ahead: int
+
+
+@dataclass(frozen=True, slots=True)
+class Limited:
+    """The caller is over its rate limit."""
+
+    retry_after_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Full:
+    """Backpressure: more entries are ahead than a new job may wait behind."""
+
+    ahead: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,75 +88,115 @@ class IdempotencyKey:
 
 
 @dataclass(frozen=True, slots=True)
-class Backlog:
-    """The queue as a wait estimate sees it."""
+class RateLimit:
+    """A caller's budget: ``limit`` requests per ``window_s`` in bucket ``redis_key``
+    (``limit`` 0: no limit)."""
 
-    undelivered: int
-    pending: int
+    redis_key: str
+    limit: int
+    window_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """Everything the submit script needs for one request."""
+
+    job_id: str
+    created_at: str
+    entry: dict[str, str]
+    job: dict[str, str]
+    rate: RateLimit
+    idempotency: IdempotencyKey | None
+    max_ahead: int
+    """Refuse the job when more entries than this are ahead of it (-1: no limit)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Conditions:
+    """The slow-changing state the front door decides with, as of ``read_at`` (monotonic)."""
+
     service_s: float | None
     """Moving average of completed jobs' service time (None before the first)."""
     consumers: int
     """Consumers that sent a heartbeat within the last two leases."""
+    memory_used_bytes: int
+    memory_max_bytes: int
+    read_at: float
 
     @property
-    def ahead(self) -> int:
-        """Entries a job queued now would find ahead of it."""
-        return self.undelivered + self.pending
-
-
-@dataclass(frozen=True, slots=True)
-class MemoryUse:
-    """Redis memory, from ``INFO memory``."""
-
-    used_bytes: int
-    max_bytes: int
-
-    @property
-    def fraction(self) -> float | None:
+    def memory_fraction(self) -> float | None:
         """Used / maxmemory; None when Redis has no maxmemory."""
-        return self.used_bytes / self.max_bytes if self.max_bytes else None
-
-
-@dataclass(frozen=True, slots=True)
-class RateDecision:
-    """One rate-limit check."""
-
-    allowed: bool
-    retry_after_s: float
-    remaining: int
+        if not self.memory_max_bytes:
+            return None
+        return self.memory_used_bytes / self.memory_max_bytes
 
 
 class JobStore:
-    """Enqueues and reads jobs for the API."""
+    """Takes report requests and reads jobs for the API, over a bounded, waiting pool."""
 
-    def __init__(self, client: aioredis.Redis, keys: Keys) -> None:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        keys: Keys,
+        *,
+        pool_size: int,
+        pool_wait_s: float,
+        cache_s: float,
+        live_within_s: float,
+    ) -> None:
         self.client = client
         self.keys = keys
-        self._enqueue = client.register_script(ENQUEUE_LUA)
-        self._position = client.register_script(POSITION_LUA)
-        self._backlog = client.register_script(BACKLOG_LUA)
-        self._rate = client.register_script(RATE_LIMIT_LUA)
+        self.pool_wait_s = pool_wait_s
+        self.cache_s = cache_s
+        self.live_within_s = live_within_s
+        self._slots = asyncio.Semaphore(pool_size)
+        self._submit = client.register_script(source("submit.lua"))
+        self._read = client.register_script(source("read_job.lua"))
+        self._rate = client.register_script(source("rate.lua"))
         self._group_ready = False
-        self._memory: tuple[float, MemoryUse] | None = None
-        self.memory_cache_s = MEMORY_CACHE_S
+        self._conditions: Conditions | None = None
+        self._reading: asyncio.Task[Conditions] | None = None
+        self.last_ok = 0.0
+        """``time.monotonic()`` of the last Redis reply: /health needs no round trip while
+        requests are being answered."""
 
     async def _call(self, op: Callable[[], Awaitable[T]]) -> T:
+        """Run one Redis operation on a pooled connection, translating Redis's errors."""
         try:
-            return await op()
+            if self._slots.locked():  # every connection in use: wait, with a deadline
+                async with asyncio.timeout(self.pool_wait_s):
+                    await self._slots.acquire()
+            else:
+                await self._slots.acquire()
+        except TimeoutError:
+            raise ServiceBusyError(
+                f"the API is busy: no Redis connection came free within {self.pool_wait_s:g} s"
+                "; retry shortly"
+            ) from None
+        try:
+            reply = await op()
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
             raise ServiceUnavailableError(
                 "the job queue (Redis) is unreachable; try again shortly"
             ) from exc
-        except (redis.exceptions.OutOfMemoryError, redis.exceptions.ReadOnlyError) as exc:
-            # redis-py strips the OOM / READONLY prefix from these messages; name it again.
-            code = "OOM" if isinstance(exc, redis.exceptions.OutOfMemoryError) else "READONLY"
+        except (
+            redis.exceptions.BusyLoadingError,
+            redis.exceptions.OutOfMemoryError,
+            redis.exceptions.ReadOnlyError,
+            redis.exceptions.TryAgainError,
+        ) as exc:
+            code = _ERROR_CODES.get(type(exc), type(exc).__name__)
             raise ServiceUnavailableError(
                 f"the job queue cannot accept work ({code}: {exc}); try again later"
             ) from exc
         except redis.exceptions.ResponseError as exc:
-            if "OOM" in str(exc) or "MISCONF" in str(exc):
+            if str(exc).startswith(("OOM", "MISCONF", "BUSY ", "NOGROUP", "LOADING")):
                 raise ServiceUnavailableError(f"the job queue cannot accept work: {exc}") from exc
             raise
+        finally:
+            self._slots.release()
+        self.last_ok = time.monotonic()
+        return reply
 
     async def ensure_group(self) -> None:
         """Create the consumer group at id 0 (MKSTREAM) unless it exists."""
@@ -146,118 +211,159 @@ class JobStore:
                 raise
         self._group_ready = True
 
-    async def enqueue(
-        self,
-        spec: ReportSpec,
-        *,
-        request_id: str | None = None,
-        idempotency: IdempotencyKey | None = None,
-        idempotency_key: str | None = None,
-    ) -> Accepted | Existing:
-        """Write the job hash and XADD the entry in one atomic step.
+    async def conditions(self) -> Conditions:
+        """The service time, live consumers and memory, read at most once per ``cache_s``;
+        requests arriving while a read is under way share it."""
+        known = self._conditions
+        if known is not None and time.monotonic() - known.read_at < self.cache_s:
+            return known
+        if self._reading is None or self._reading.done():
+            self._reading = asyncio.ensure_future(self._read_conditions())
+        return await asyncio.shield(self._reading)
 
-        With ``idempotency``, the same step first looks the key up: if it was used already
-        nothing is queued and the earlier job comes back as ``Existing``.
-        """
+    async def _read_conditions(self) -> Conditions:
+        since = int(time.time() - self.live_within_s)
+
+        async def read() -> list[Any]:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.hget(self.keys.service_stats, "ewma_s")
+            pipe.zcount(self.keys.consumers, since, "+inf")
+            pipe.info("memory")
+            return await pipe.execute()
+
+        service, consumers, memory = await self._call(read)
+        self._conditions = Conditions(
+            service_s=float(service) if service else None,
+            consumers=int(consumers),
+            memory_used_bytes=int(memory.get("used_memory", 0)),
+            memory_max_bytes=int(memory.get("maxmemory", 0)),
+            read_at=time.monotonic(),
+        )
+        return self._conditions
+
+    async def submit(self, submission: Submission) -> Accepted | Existing | Limited | Full:
+        """Rate limit, idempotency, backpressure and enqueue, in one atomic script."""
         if not self._group_ready:
             await self.ensure_group()
-        job_id = str(uuid.uuid4())
-        now = now_iso()
-        entry = flatten(entry_fields(job_id, spec, now))
-        job = flatten(
-            new_job_fields(
-                job_id, spec, now, request_id=request_id, idempotency_key=idempotency_key
+        idem = submission.idempotency
+        keys = [
+            self.keys.stream,
+            self.keys.job(submission.job_id),
+            self.keys.index,
+            submission.rate.redis_key,
+            idem.redis_key if idem else self.keys.idempotency("none", "none", "none"),
+        ]
+        options = {
+            "group": self.keys.group,
+            "job_id": submission.job_id,
+            "created_at": submission.created_at,
+            "job_prefix": self.keys.job(""),
+            "rate_limit": submission.rate.limit,
+            "rate_period_ms": int(submission.rate.window_s * 1000),
+            "idem_ttl_s": idem.ttl_s if idem else 0,
+            "body_sha256": idem.body_sha256 if idem else "",
+            "max_ahead": submission.max_ahead,
+        }
+        args = [_json.encode(options), _flat_json(submission.entry), _flat_json(submission.job)]
+        reply: list[Any] = await self._call(lambda: self._submit(keys=keys, args=args))
+        verdict = reply[0]
+        if verdict == "queued":
+            return Accepted(job_id=submission.job_id, entry_id=str(reply[1]), ahead=int(reply[2]))
+        if verdict == "duplicate":
+            return Existing(
+                job_id=str(reply[1]),
+                body_sha256=str(reply[2]),
+                status=str(reply[3]) or None,
+                ahead=int(reply[4]),
             )
-        )
-        keys = [self.keys.stream, self.keys.job(job_id), self.keys.index]
-        args: list[str | int] = [self.keys.group, 0, "", len(entry), *entry, *job]
-        if idempotency is not None:
-            keys.append(idempotency.redis_key)
-            args[1:3] = [idempotency.ttl_s, idempotency.body_sha256]
-        reply: list[Any] = await self._call(lambda: self._enqueue(keys=keys, args=args))
-        if reply[0] == "duplicate":
-            return Existing(job_id=str(reply[1]), body_sha256=str(reply[2]))
-        return Accepted(job_id=job_id, entry_id=str(reply[1]), position=int(reply[2]))
+        if verdict == "limited":
+            return Limited(retry_after_s=int(reply[1]) / 1000)
+        return Full(ahead=int(reply[1]))
 
     async def existing(self, redis_key: str) -> Existing | None:
-        """The job an idempotency key created, if it was used within its lifetime."""
+        """The job an idempotency key created (read only; its position is not computed)."""
         job_id, body = await self._call(
             lambda: self.client.hmget(redis_key, ["job_id", "body_sha256"])
         )
-        return Existing(job_id=str(job_id), body_sha256=str(body or "")) if job_id else None
-
-    async def get(self, job_id: str) -> JobRecord:
-        """The job's record; ``JobNotFoundError`` if there is none."""
-        fields: dict[str, str] = await self._call(
-            lambda: self.client.hgetall(self.keys.job(job_id))  # type: ignore[arg-type,return-value]
+        if not job_id:
+            return None
+        status = await self._call(lambda: self.client.hget(self.keys.job(str(job_id)), "status"))
+        return Existing(
+            job_id=str(job_id),
+            body_sha256=str(body or ""),
+            status=str(status or "") or None,
+            ahead=0,
         )
+
+    async def read(self, job_id: str, *, owner: str, rate: RateLimit) -> JobRecord | Limited:
+        """The job's record if ``owner`` may see it (``""``: any job); ``JobNotFoundError``
+        otherwise. Counts the request against ``rate`` in the same round trip."""
+        options = _json.encode(
+            {
+                "rate_limit": rate.limit,
+                "rate_period_ms": int(rate.window_s * 1000),
+                "owner": owner,
+            }
+        )
+        keys = [self.keys.job(job_id), rate.redis_key]
+        reply: list[Any] = await self._call(lambda: self._read(keys=keys, args=[options]))
+        if reply[0] == "limited":
+            return Limited(retry_after_s=int(reply[1]) / 1000)
+        if reply[0] == "missing":
+            raise JobNotFoundError(job_id)
+        flat = reply[1:]
+        fields = dict(zip(flat[::2], flat[1::2], strict=True))
         if not fields.get("status"):
             raise JobNotFoundError(job_id)
         return record_from_hash(fields)
 
-    async def position(self, entry_id: str) -> int:
-        """Entries ahead of a queued entry (0 once a consumer has it)."""
-        keys = [self.keys.stream]
-        args = [self.keys.group, entry_id]
-        return int(await self._call(lambda: self._position(keys=keys, args=args)))
-
-    async def entry_of(self, job_id: str) -> str:
-        """The stream entry id of a job ("" if unknown)."""
-        entry = await self._call(lambda: self.client.hget(self.keys.job(job_id), "entry_id"))
-        return str(entry or "")
-
-    async def backlog(self, live_within_s: float) -> Backlog:
-        """Undelivered and pending entries, the service-time average and live consumers."""
-        keys = [self.keys.stream, self.keys.service_stats, self.keys.consumers]
-        args: list[str | float] = [self.keys.group, int(time.time() - live_within_s)]
-        undelivered, pending, service, consumers = await self._call(
-            lambda: self._backlog(keys=keys, args=args)
+    async def count(self, redis_key: str, limit: int, window_s: float) -> Limited | None:
+        """Count one event (a failed authentication) against ``limit`` per ``window_s``."""
+        options = _json.encode({"limit": limit, "period_ms": int(window_s * 1000)})
+        allowed, retry_ms, _ = await self._call(
+            lambda: self._rate(keys=[redis_key], args=[options])
         )
-        return Backlog(
-            undelivered=int(undelivered),
-            pending=int(pending),
-            service_s=float(service) if service else None,
-            consumers=int(consumers),
-        )
-
-    async def memory(self) -> MemoryUse:
-        """Redis memory use, cached for ``memory_cache_s``."""
-        now = time.monotonic()
-        if self._memory is not None and now - self._memory[0] < self.memory_cache_s:
-            return self._memory[1]
-        info: dict[str, Any] = await self._call(lambda: self.client.info("memory"))
-        use = MemoryUse(
-            used_bytes=int(info.get("used_memory", 0)), max_bytes=int(info.get("maxmemory", 0))
-        )
-        self._memory = (now, use)
-        return use
-
-    async def rate_limit(self, scope: str, limit: int, window_s: float) -> RateDecision:
-        """Count one request of ``scope`` against ``limit`` per ``window_s`` (shared by all
-        API processes: the state lives in Redis)."""
-        keys = [self.keys.rate(scope)]
-        args = [limit, int(window_s * 1000)]
-        allowed, retry_ms, remaining = await self._call(lambda: self._rate(keys=keys, args=args))
-        return RateDecision(
-            allowed=bool(allowed), retry_after_s=int(retry_ms) / 1000, remaining=int(remaining)
-        )
+        return None if int(allowed) else Limited(retry_after_s=int(retry_ms) / 1000)
 
     async def ping(self) -> bool:
         """True if Redis answers."""
         return bool(await self._call(self.client.ping))
 
 
+def _flat_json(fields: dict[str, str]) -> bytes:
+    """``{"a": "1"}`` -> ``["a","1"]`` as JSON: a script's field/value list."""
+    return _json.encode([item for pair in fields.items() for item in pair])
+
+
 @asynccontextmanager
-async def open_store(redis_url: str, keys: Keys) -> AsyncIterator[JobStore]:
-    """A store on a fresh connection pool, closed on exit."""
-    client: aioredis.Redis = aioredis.from_url(
+async def open_store(
+    redis_url: str,
+    keys: Keys,
+    *,
+    pool_size: int = 32,
+    pool_wait_s: float = 10.0,
+    cache_s: float = 2.0,
+    live_within_s: float = 30.0,
+) -> AsyncIterator[JobStore]:
+    """A store on a fresh, bounded connection pool, closed on exit."""
+    pool = aioredis.BlockingConnectionPool.from_url(
         redis_url,
+        max_connections=pool_size,
+        timeout=None,  # the store's semaphore does the waiting, with its own deadline
         decode_responses=True,
         socket_timeout=5,
         socket_connect_timeout=2,
         health_check_interval=30,
     )
-    store = JobStore(client, keys)
+    client = aioredis.Redis(connection_pool=pool)
+    store = JobStore(
+        client,
+        keys,
+        pool_size=pool_size,
+        pool_wait_s=pool_wait_s,
+        cache_s=cache_s,
+        live_within_s=live_within_s,
+    )
     try:
         # Without Redis the API still starts, answers 503 and creates the group later.
         with contextlib.suppress(ServiceUnavailableError):
@@ -265,3 +371,4 @@ async def open_store(redis_url: str, keys: Keys) -> AsyncIterator[JobStore]:
         yield store
     finally:
         await client.aclose()
+        await pool.disconnect()

@@ -1,0 +1,23 @@
+"""The Lua scripts AgentLink runs in Redis, kept as ``.lua`` files beside this module.
+
+Each script opens with a header naming its KEYS and ARGV. Fragments that several scripts
+share (the rate limit, the queue's backlog) live in files of their own and are pulled in
+with a line ``--!include <file>.lua``; ``source()`` returns the script with its fragments
+in place, which is what Redis receives. Options are passed as one JSON object (ARGV[1]),
+so scripts read named fields (``opts.max_ahead``) instead of positional offsets.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from importlib import resources
+
+_INCLUDE = re.compile(r"^--!include (?P<name>[a-z_]+\.lua)$", re.MULTILINE)
+
+
+@functools.cache
+def source(name: str) -> str:
+    """The text of script ``name`` (e.g. ``"submit.lua"``) with its includes expanded."""
+    text = resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
+    return _INCLUDE.sub(lambda match: source(match["name"]).rstrip("\n"), text)

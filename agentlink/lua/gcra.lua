@@ -1,0 +1,18 @@
+-- gcra.lua — fragment: the rate limit shared by every script that takes a request.
+-- GCRA (a leaky bucket kept as one timestamp, the "theoretical arrival time"): a burst of
+-- up to `limit` requests, then one every period/limit ms. Redis's clock is the one clock
+-- all API processes share.
+-- gcra(key, limit, period_ms) -> allowed (boolean), retry after ms, requests remaining
+local function gcra(key, limit, period_ms)
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local interval = period_ms / limit
+  local tat = tonumber(redis.call('GET', key)) or now
+  if tat < now then tat = now end
+  local new_tat = tat + interval
+  if new_tat - period_ms > now then
+    return false, math.ceil(new_tat - period_ms - now), 0
+  end
+  redis.call('SET', key, string.format('%.3f', new_tat), 'PX', math.ceil(new_tat - now))
+  return true, 0, math.floor((period_ms - (new_tat - now)) / interval)
+end
