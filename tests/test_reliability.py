@@ -199,6 +199,23 @@ class TestReclaim:
         assert r.xpending(keys.stream, keys.group)["pending"] == 0
         assert r.hlen(keys.index) == 0
 
+    def test_entry_whose_job_record_is_gone_is_processed(
+        self,
+        client: TestClient[Any],
+        r: redis.Redis,
+        keys: Keys,
+        processes: Processes,
+        settings: Settings,
+    ) -> None:
+        """The job hash expired or was deleted: the entry rebuilds it and completes."""
+        job_id = submit(client)
+        r.delete(keys.job(job_id))
+        consumer = processes.consumer(settings)
+        job = wait_status(r, job_id, "completed")
+        assert job["attempts"] == "1"
+        assert job["suburb"] == "Manly"
+        assert consumer.poll() is None
+
     def test_recorded_result_with_lost_ack_is_not_redone(
         self,
         client: TestClient[Any],
