@@ -60,7 +60,7 @@ def run_consumer(settings: Settings, slot: int) -> int:
     notifier, notifier_thread = start_in_thread(settings, consumer.name)
     try:
         return consumer.run()
-    except NameTakenError as exc:
+    except (NameTakenError, ConfigurationError) as exc:
         print(f"agentlink worker: {exc}", file=sys.stderr)  # noqa: T201
         return 2
     finally:

@@ -23,7 +23,15 @@ from agentlink.api.limits import check_capacity, estimate_wait_s, rate_limit, te
 from agentlink.api.store import Accepted, Existing, IdempotencyKey, JobStore
 from agentlink.callbacks import CallbackDnsError, CallbackPolicy, CallbackUrlError
 from agentlink.errors import JobNotFoundError, ServiceUnavailableError, StorageRejectedError
-from agentlink.jobs import AuState, JobRecord, Kind, ReportRequest, ReportSpec, Status
+from agentlink.jobs import (
+    AuState,
+    JobRecord,
+    Kind,
+    ReportRequest,
+    ReportSpec,
+    Status,
+    period_end_problem,
+)
 from agentlink.observe_http import current_request_id
 from agentlink.observe_stream import CONTENT_TYPE, exposition
 from agentlink.settings import Settings
@@ -86,6 +94,8 @@ def parse_request(kind: Kind, body: bytes, content_type: str) -> tuple[ReportSpe
     state = request.state.strip().upper()
     if state not in AuState.__members__:
         problems.append(FieldError("state", f"must be one of {_STATES}, got {request.state!r}"))
+    if period_problem := period_end_problem(request.period_end):
+        problems.append(FieldError("period_end", period_problem))
     if problems:
         raise ApiError(422, "the request body is invalid", errors=problems)
     spec = ReportSpec(
