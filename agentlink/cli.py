@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from agentlink.errors import AgentLinkError, ConfigurationError, InvalidJobError
+from agentlink.redaction import redact_url
 from agentlink.settings import Settings
 
 if TYPE_CHECKING:
@@ -140,7 +141,7 @@ def _api(settings: Settings, host: str, port: int, *, allow_no_auth: bool = Fals
             file=sys.stderr,
         )
         return 2
-    configure_logging(settings.log_format, settings.log_level)
+    configure_logging(settings.log_format, settings.log_level, secrets=settings.secrets)
     if not settings.api_keys:
         structlog.get_logger(__name__).warning(
             "api.no_api_keys",
@@ -177,9 +178,8 @@ def _inspect(settings: Settings, args: argparse.Namespace) -> int:
             print(msgspec.json.format(msgspec.json.encode(record_from_hash(fields))).decode())
             return 0
         snap = snapshot(client, keys, lease_s=settings.lease_s, pending_limit=args.pending)
-    except redis.exceptions.ConnectionError as exc:
-        print(f"agentlink: Redis unreachable at {settings.redis_url}: {exc}", file=sys.stderr)
-        return 2
+    except redis.exceptions.RedisError as exc:
+        return _redis_trouble(settings, exc)
     print(msgspec.json.encode(snap).decode() if args.json else render(snap))
     return 0
 
@@ -202,9 +202,20 @@ def _dlq(settings: Settings, args: argparse.Namespace) -> int:
             return 1
         print(f"purged {letters.purge()} dead letter(s)")
         return 0
-    except redis.exceptions.ConnectionError as exc:
-        print(f"agentlink: Redis unreachable at {settings.redis_url}: {exc}", file=sys.stderr)
-        return 2
+    except redis.exceptions.RedisError as exc:
+        return _redis_trouble(settings, exc)
+
+
+def _redis_trouble(settings: Settings, exc: Exception) -> int:
+    """Say what went wrong with Redis, naming it without its password; exit code 2."""
+    import redis
+
+    where = redact_url(settings.redis_url)
+    if isinstance(exc, redis.exceptions.ConnectionError):
+        print(f"agentlink: Redis unreachable at {where}: {exc}", file=sys.stderr)
+    else:
+        print(f"agentlink: Redis at {where} refused: {exc}", file=sys.stderr)
+    return 2
 
 
 def _dlq_list(letters: DeadLetters, count: int, *, as_json: bool) -> int:
@@ -254,7 +265,7 @@ def _dropbox_check() -> int:
         return 1
     from agentlink.logging import configure_logging
 
-    configure_logging(settings.log_format, "warning")  # stderr, and only what is wrong
+    configure_logging(settings.log_format, "warning", secrets=settings.secrets)  # only trouble
     auth = "refresh token" if settings.dropbox_refresh_token else "access token"
     print(f"  {'settings':<9} ok    {auth}, folder {settings.dropbox_folder or '/'}")
     if settings.storage != "dropbox":

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from agentlink.devredis import RedisServer, free_port
+from agentlink.redaction import redact_url
 from agentlink.settings import Settings
 
 _TIMEOUT_S = 300.0
@@ -83,10 +84,13 @@ def run_demo(settings: Settings) -> int:
     redis_url = os.environ.get("REDIS_URL") or os.environ.get("AGENTLINK_REDIS_URL")
     try:
         if redis_url and _redis_answers(redis_url):
-            print(f"Using Redis at {redis_url} (REDIS_URL)")
+            print(f"Using Redis at {redact_url(redis_url)} (REDIS_URL)")
         else:
             if redis_url:
-                print(f"REDIS_URL={redis_url} does not answer; starting a private Redis instead")
+                print(
+                    f"REDIS_URL={redact_url(redis_url)} does not answer; "
+                    "starting a private Redis instead"
+                )
             server = RedisServer(state_dir / "redis", install=True)
             server.start()
             redis_url = server.url

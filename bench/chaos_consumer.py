@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigurationError as exc:
         print(f"chaos consumer: {exc}", file=sys.stderr)
         return 2
-    configure_logging("json", settings.log_level)
+    configure_logging("json", settings.log_level, secrets=settings.secrets)
     _log_to_file(args.log_file)
     name = f"{settings.consumer_name}-{args.slot}"
     storage = FlakyStorage(

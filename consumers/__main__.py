@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigurationError as exc:
         print(f"agentlink worker: {exc}", file=sys.stderr)  # noqa: T201
         return 2
-    configure_logging(settings.log_format, settings.log_level)
+    configure_logging(settings.log_format, settings.log_level, secrets=settings.secrets)
     if args.concurrency < 1:
         parser.error("--concurrency must be at least 1")
     if args.slot is None and args.concurrency > 1:

@@ -55,6 +55,7 @@ from agentlink.callbacks import (
 )
 from agentlink.errors import ConfigurationError
 from agentlink.jobs import record_from_hash
+from agentlink.redaction import redact_urls
 from agentlink.settings import Settings
 from agentlink.streams import CALLBACK_PROMOTE_LUA, CALLBACK_SETTLE_LUA, Keys, flatten, now_iso
 from consumers.lease import LeaseKeeper
@@ -149,6 +150,7 @@ class Sender:
         answer: Answer,
     ) -> Outcome:
         extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
+        answer.secret_path = target.target
         outcome = Outcome("retry", "no address to connect to")
         async with httpx.AsyncClient(
             verify=self.ssl,
@@ -173,12 +175,13 @@ class Sender:
                         if not 200 <= response.status_code < 300:
                             await answer.read_excerpt(response)
                 except httpx.ConnectError as exc:
-                    outcome = Outcome("retry", f"cannot connect to {address}: {exc}")
+                    why = redact_urls(str(exc))  # an error may quote the URL: its path is secret
+                    outcome = Outcome("retry", f"cannot connect to {address}: {why}")
                     continue
                 except httpx.TimeoutException:
                     outcome = answer.outcome() if answer.status else self._no_answer()
                 except httpx.HTTPError as exc:
-                    error = Outcome("retry", f"{type(exc).__name__}: {exc}")
+                    error = Outcome("retry", f"{type(exc).__name__}: {redact_urls(str(exc))}")
                     outcome = answer.outcome() if answer.status else error
                 else:
                     outcome = answer.outcome()
@@ -196,6 +199,8 @@ class Answer:
     status: int = 0
     retry_after: str | None = None
     excerpt: bytearray = field(default_factory=bytearray)
+    secret_path: str = ""
+    """The callback URL's path: masked if the receiver echoes it (it is the secret)."""
 
     async def read_excerpt(self, response: httpx.Response) -> None:
         """Keep the first ``EXCERPT_BYTES`` of the body (for the error), then stop reading."""
@@ -206,7 +211,10 @@ class Answer:
 
     def outcome(self) -> Outcome:
         """The verdict on this answer."""
-        return classify(self.status, self.retry_after, bytes(self.excerpt))
+        excerpt = bytes(self.excerpt)
+        for secret in {self.secret_path, self.secret_path.partition("?")[0]} - {"", "/"}:
+            excerpt = excerpt.replace(secret.encode(), b"/***")
+        return classify(self.status, self.retry_after, excerpt)
 
 
 def encode_record(fields: dict[str, str]) -> bytes:
@@ -449,7 +457,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from agentlink.logging import configure_logging
 
-    configure_logging(settings.log_format, settings.log_level)
+    configure_logging(settings.log_format, settings.log_level, secrets=settings.secrets)
     notifier = Notifier(settings, f"{settings.consumer_name}-notifier-{args.slot}")
 
     def stop(signum: int, _frame: FrameType | None) -> None:
