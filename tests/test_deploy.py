@@ -28,6 +28,7 @@ import redis
 import yaml
 
 from agentlink.settings import Settings
+from tests.conftest import skip_without
 
 ROOT = Path(__file__).resolve().parents[1]
 # CI checks the repository out next to shared/, which holds the Compose Specification schema.
@@ -471,7 +472,7 @@ class TestRedisConf:
         """A real redis-server starts from the file and reports the durable settings."""
         binary = shutil.which("redis-server")
         if binary is None:
-            pytest.skip("redis-server is not installed")
+            skip_without("redis-server", "redis-server")
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]

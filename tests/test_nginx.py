@@ -38,7 +38,7 @@ from agentlink import observe_http
 from agentlink.devredis import RedisServer, free_port
 from agentlink.settings import Settings
 from agentlink.streams import Keys
-from tests.conftest import settings_env, wait_for
+from tests.conftest import settings_env, skip_without, wait_for
 from tests.fake_dropbox import Certificates, make_certificates
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,10 +65,10 @@ _NGINX_REQUEST_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
 def nginx_binary() -> str:
-    """Debian's nginx (.ci/run installs it); the tests skip only when it is absent."""
+    """Debian's nginx (`make test` installs it as root); the tests skip only without it."""
     found = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
     if found is None:
-        pytest.skip("nginx is not installed (.ci/run installs it: apt-get install nginx)")
+        skip_without("nginx", "nginx")
     return found
 
 
