@@ -23,10 +23,8 @@ from typing import Any
 import httpx
 import pytest
 import redis
-import structlog
 
 from agentlink.devredis import RedisServer, free_port
-from agentlink.logging import configure_logging
 from agentlink.redaction import SecretScrubber, redact_url, redact_urls
 from agentlink.settings import Settings
 from tests.conftest import ROOT, Processes, settings_env, wait_for
@@ -304,20 +302,26 @@ class TestRedaction:
         line = "auth pa@ss/word-1 or pa%40ss%2Fword-1 (short stays)"
         assert scrubber(None, "info", line) == "auth *** or *** (short stays)"
 
-    def test_configured_logging_masks_secrets_and_library_urls(
-        self, capsys: pytest.CaptureFixture[str]
-    ) -> None:
-        """A secret in an event, and a library's line quoting a callback URL, come out masked."""
-        configure_logging("json", "info", secrets=["hunter2-hunter2"])
-        try:
-            structlog.get_logger("t").error("x.failed", error="token hunter2-hunter2 refused")
-            import logging
-
-            logging.getLogger("some.library").warning("POST https://h.make.com/s3cr3t done")
-            logging.getLogger("httpx").info("HTTP Request: POST https://h.make.com/s3cr3t")
-        finally:
-            structlog.reset_defaults()
-        err = capsys.readouterr().err
+    def test_configured_logging_masks_secrets_and_library_urls(self) -> None:
+        """A secret in an event, and a library's line quoting a callback URL, come out masked
+        (in a process of its own: logging set-up is process-wide)."""
+        script = """
+import logging, structlog
+from agentlink.logging import configure_logging
+configure_logging("json", "info", secrets=["hunter2-hunter2"])
+structlog.get_logger("t").error("x.failed", error="token hunter2-hunter2 refused")
+logging.getLogger("some.library").warning("POST https://h.make.com/s3cr3t done")
+logging.getLogger("httpx").info("HTTP Request: POST https://h.make.com/s3cr3t")
+"""
+        done = subprocess.run(
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=ROOT,
+            check=True,
+        )
+        err = done.stderr
         assert "hunter2-hunter2" not in err
         assert "token *** refused" in err
         assert "s3cr3t" not in err
