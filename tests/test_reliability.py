@@ -412,9 +412,9 @@ class TestShutdownGrace:
         processes: Processes,
     ) -> None:
         """SIGTERM, render stuck past the grace period: exit 0, another consumer takes it now."""
-        # A lease far longer than the wait below: completing in time proves it was not
-        # waited out.
-        slow_lease = replace(settings, lease_s=300.0, shutdown_grace_s=1.0)
+        # The hand-back makes the entry idle for a whole lease: reclaimable at once. (A new
+        # consumer still holds reclaims off until Redis has been up for a lease.)
+        slow_lease = replace(settings, lease_s=30.0, shutdown_grace_s=1.0)
         first, _ = stalled_consumer(processes, slow_lease, slot=1)
         job_id = submit(client)
         wait_status(r, job_id, "processing")
