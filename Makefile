@@ -37,7 +37,7 @@ bench: $(STAMP)  ## render and throughput benchmarks (minutes; not part of make 
 chaos: $(STAMP)  ## kill -9 workers and Redis under load, count lost and duplicated jobs
 	$(BIN)/python -m bench.chaos
 
-busy-suite: $(STAMP)  ## the whole suite 3 times while CPU hogs keep every core busy (~15 min)
+busy-suite: $(STAMP)  ## the whole suite 3 times while CPU hogs keep every core busy (~25 min)
 	$(BIN)/python -m bench.busy_suite --runs 3
 
 image-check:  ## ops/Dockerfile's install steps in a fresh venv, then imports and a render (~30 s, PyPI)
