@@ -12,7 +12,9 @@ Redis itself. The same ``CallbackPolicy`` is applied twice:
 The rules: ``https`` only (plain ``http`` for hosts listed with an ``http://`` prefix);
 the host must match one of ``AGENTLINK_CALLBACK_HOSTS`` (fnmatch patterns, default
 ``*.make.com``); every address the host resolves to must be public — not private,
-loopback, link-local (169.254.169.254), multicast, reserved or unspecified.
+loopback, link-local (169.254.169.254), multicast, reserved or unspecified — and an IPv6
+address that embeds an IPv4 one (IPv4-mapped or -compatible, 6to4, Teredo, NAT64) must pass
+for the IPv4 address too.
 ``AGENTLINK_CALLBACK_ALLOW_INSECURE=true`` lifts the https and address rules (private
 networks, tests); the host list always applies.
 
@@ -172,13 +174,48 @@ def _same_address(address: str, host: str) -> bool:
         return False
 
 
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> list[tuple[str, ipaddress.IPv4Address]]:
+    """IPv4 addresses an IPv6 address reaches through, each with the mechanism's name.
+
+    IPv4-mapped (``::ffff:a.b.c.d``) and IPv4-compatible (``::a.b.c.d``) addresses are the
+    IPv4 address itself to a dual-stack socket; 6to4 (``2002::/16``) and NAT64
+    (``64:ff9b::/96``) relays forward to the embedded address; Teredo (``2001::/32``)
+    carries the server's address and the client's (its NAT's) mapped address. Python's
+    flags judge only the IPv6 address, so ``2002:7f00:1::`` (127.0.0.1) passes as public
+    unless these are checked too.
+    """
+    found: list[tuple[str, ipaddress.IPv4Address]] = []
+    if ip.ipv4_mapped is not None:
+        found.append(("IPv4-mapped", ip.ipv4_mapped))
+    if ip.sixtofour is not None:
+        found.append(("6to4", ip.sixtofour))
+    if ip.teredo is not None:
+        server, client = ip.teredo
+        found += [("Teredo", client), ("Teredo", server)]
+    if ip in _NAT64 or (ip in _IPV4_COMPATIBLE and int(ip) > 1):
+        kind = "NAT64" if ip in _NAT64 else "IPv4-compatible"
+        found.append((kind, ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)))
+    return found
+
+
 def address_problem(address: str) -> str | None:
-    """Why ``address`` is not a public unicast address (None if it is)."""
+    """Why ``address`` is not a public unicast address (None if it is).
+
+    An IPv6 address that embeds an IPv4 address (see ``embedded_ipv4``) must pass for
+    both: ``2002:a9fe:a9fe::`` is refused as the metadata service it reaches.
+    """
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    candidates: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = [ip]
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        candidates.insert(0, ip.ipv4_mapped)  # what it really reaches
-    for candidate in candidates:
+    candidates: list[tuple[str, ipaddress.IPv4Address | ipaddress.IPv6Address]] = []
+    if isinstance(ip, ipaddress.IPv6Address):
+        for kind, v4 in embedded_ipv4(ip):
+            article = "an" if kind.startswith("IPv4") else "a"
+            candidates.append((f"{article} {kind} address of {v4}, ", v4))  # what it reaches
+    candidates.append(("", ip))
+    for prefix, candidate in candidates:
         for label, flag in (
             ("a loopback address", candidate.is_loopback),
             ("a link-local address", candidate.is_link_local),
@@ -189,7 +226,7 @@ def address_problem(address: str) -> str | None:
             ("not a public address", not candidate.is_global),
         ):
             if flag:
-                return label
+                return prefix + label
     return None
 
 

@@ -7,15 +7,18 @@ import ipaddress
 import os
 import sys
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from agentlink.errors import AgentLinkError, ConfigurationError, InvalidJobError
+from agentlink.redaction import redact_url
 from agentlink.settings import Settings
 
 if TYPE_CHECKING:
     from agentlink.dlq import DeadLetters
+    from agentlink.jobs import JobRecord
+    from agentlink.streams import Keys
 
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
@@ -28,7 +31,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    api = sub.add_parser("api", help="serve the HTTP API")
+    api = sub.add_parser(
+        "api",
+        help="serve the HTTP API",
+        description="Serve the HTTP API (Litestar under uvicorn): accept report requests, "
+        "queue them on Redis, answer job status and PDF requests, /health and /metrics. "
+        "An address other than loopback needs AGENTLINK_API_KEYS (or --allow-no-auth).",
+    )
     api.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     api.add_argument("--port", type=int, default=8000, help="port to bind (default 8000)")
     api.add_argument(
@@ -44,50 +53,98 @@ def _parser() -> argparse.ArgumentParser:
         "same as AGENTLINK_ALLOW_NO_AUTH=true",
     )
 
-    worker = sub.add_parser("worker", help="run consumer processes that render the reports")
+    worker = sub.add_parser(
+        "worker",
+        help="run consumer processes that render the reports",
+        description="Run consumer processes that take report requests from the Redis stream, "
+        "render the PDFs in a supervised child process, store them (AGENTLINK_STORAGE) and "
+        "deliver callbacks; a consumer that dies is restarted. SIGTERM stops them gracefully.",
+    )
     worker.add_argument("--concurrency", type=int, default=1, help="consumer processes (default 1)")
 
     sub.add_parser(
         "demo",
         help="start Redis (if needed), the API and two consumers; make two reports for Manly NSW",
+        description="Start a private Redis (unless REDIS_URL answers), the API and a worker "
+        "with two consumers; submit an agents and an agency report for Manly NSW; print where "
+        "the PDFs are; stop everything it started.",
     )
 
     callbacks = sub.add_parser(
         "callbacks",
         help="deliver finished jobs' callbacks (every worker process does this too)",
+        description="Deliver finished jobs' callbacks: signed POSTs of the job record to its "
+        "callback_url, retried with back-off. Every worker process delivers them too; run "
+        "this for more delivery capacity, or with workers elsewhere.",
     )
     callbacks.add_argument(
         "--slot", type=int, default=1, help="runs as <AGENTLINK_CONSUMER_NAME>-notifier-<slot>"
     )
 
-    dlq = sub.add_parser("dlq", help="list, replay or purge dead letters")
+    dlq = sub.add_parser(
+        "dlq",
+        help="list, replay or purge dead letters",
+        description="Dead letters: report requests given up after repeated crashes or "
+        "transient errors, kept with their error history in <prefix>:reports:dead.",
+    )
     dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
-    dlq_list = dlq_sub.add_parser("list", help="show dead letters, oldest first")
+    dlq_list = dlq_sub.add_parser(
+        "list",
+        help="show dead letters, oldest first",
+        description="Show dead letters, oldest first: id, job, kind, where, deliveries, error.",
+    )
     dlq_list.add_argument("--json", action="store_true", help="print JSON lines")
     dlq_list.add_argument("--count", type=int, default=100, help="at most this many (default 100)")
-    replay = dlq_sub.add_parser("replay", help="queue dead letters again (same job id)")
+    replay = dlq_sub.add_parser(
+        "replay",
+        help="queue dead letters again (same job id)",
+        description="Queue one dead letter, or all, again under its original job id.",
+    )
     target = replay.add_mutually_exclusive_group(required=True)
     target.add_argument("dead_id", nargs="?", help="the dead letter's id (from dlq list)")
     target.add_argument("--all", action="store_true", help="replay every dead letter")
-    purge = dlq_sub.add_parser("purge", help="delete every dead letter")
+    purge = dlq_sub.add_parser(
+        "purge",
+        help="delete every dead letter",
+        description="Delete every dead letter (asks first, unless --yes).",
+    )
     purge.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
     inspect = sub.add_parser(
-        "inspect", help="the queue at a glance: backlog, pending, consumers, dead letters"
+        "inspect",
+        help="the queue at a glance: backlog, pending, consumers, dead letters",
+        description="The queue at a glance: backlog (lag), pending entries with their "
+        "owner, idle time, deliveries and job, consumers, dead letters, and the statuses of "
+        "recent jobs.",
     )
     inspect.add_argument("--json", action="store_true", help="print one JSON object")
     inspect.add_argument(
         "--pending", type=int, default=20, help="list at most this many pending entries (20)"
     )
-    job = sub.add_parser("job", help="one job's status record, as JSON")
-    job.add_argument("job_id", help="the job id (from the 202 answer or `agentlink inspect`)")
+    job = sub.add_parser(
+        "job",
+        help="one job's status record, as JSON",
+        description="One job's status record, as JSON. The job is named by its id or by a "
+        "unique prefix of at least 8 characters (what inspect and the PDF file names show; "
+        "a prefix is found by scanning Redis's keys). With local storage, result.url is the "
+        "PDF's file:// URI on this machine (the API shows its own /api/jobs/<id>/pdf there).",
+    )
+    job.add_argument(
+        "job_id", help="the job id, or its first 8+ characters (from the 202 answer or inspect)"
+    )
 
-    dropbox = sub.add_parser("dropbox", help="Dropbox storage: check credentials and folder")
+    dropbox = sub.add_parser(
+        "dropbox",
+        help="Dropbox storage: check credentials and folder",
+        description="Dropbox storage (AGENTLINK_STORAGE=dropbox) tools.",
+    )
     dropbox_sub = dropbox.add_subparsers(dest="dropbox_command", required=True, metavar="ACTION")
+    check_help = (
+        "sign in, show the account and free space, write, share and delete a test file "
+        "in AGENTLINK_DROPBOX_FOLDER; exit 0 if reports can be delivered, 1 if not"
+    )
     dropbox_sub.add_parser(
-        "check",
-        help="sign in, show the account and free space, write, share and delete a test file "
-        "in AGENTLINK_DROPBOX_FOLDER; exit 0 if reports can be delivered, 1 if not",
+        "check", help=check_help, description=check_help[0].upper() + check_help[1:] + "."
     )
     return parser
 
@@ -150,7 +207,7 @@ def _api(settings: Settings, host: str, port: int, *, allow_no_auth: bool = Fals
             file=sys.stderr,
         )
         return 2
-    configure_logging(settings.log_format, settings.log_level)
+    configure_logging(settings.log_format, settings.log_level, secrets=settings.secrets)
     if not settings.auth_required:
         structlog.get_logger(__name__).warning(
             "api.no_api_keys",
@@ -166,25 +223,68 @@ def _inspect(settings: Settings, args: argparse.Namespace) -> int:
     import redis
 
     from agentlink.inspect import render, snapshot
-    from agentlink.jobs import record_from_hash
     from agentlink.streams import Keys
 
     client = redis.Redis.from_url(settings.redis_url, decode_responses=True, socket_timeout=10)
     keys = Keys(settings.key_prefix)
     try:
         if args.command == "job":
-            fields: dict[str, str] = client.hgetall(keys.job(args.job_id))  # type: ignore[assignment]
-            if not fields.get("status"):
-                print(f"agentlink: no job {args.job_id} (unknown or expired)", file=sys.stderr)
-                return 1
-            print(msgspec.json.format(msgspec.json.encode(record_from_hash(fields))).decode())
-            return 0
+            return _job(client, keys, settings, args.job_id)
         snap = snapshot(client, keys, lease_s=settings.lease_s, pending_limit=args.pending)
-    except redis.exceptions.ConnectionError as exc:
-        print(f"agentlink: Redis unreachable at {settings.redis_url}: {exc}", file=sys.stderr)
-        return 2
+    except redis.exceptions.RedisError as exc:
+        return _redis_trouble(settings, exc)
     print(msgspec.json.encode(snap).decode() if args.json else render(snap))
     return 0
+
+
+def _job(client: Any, keys: Keys, settings: Settings, given: str) -> int:
+    """``agentlink job``: the record of the job ``given`` (its id, or a unique prefix)."""
+    from agentlink.inspect import JOB_PREFIX_MIN_CHARS, job_ids_matching
+    from agentlink.jobs import record_from_hash
+
+    found = job_ids_matching(client, keys, given)
+    if len(found) > 1:
+        shown = ", ".join(found[:5]) + (", …" if len(found) > 5 else "")
+        print(
+            f"agentlink: {given} starts several job ids ({shown}); give more of it", file=sys.stderr
+        )
+        return 1
+    fields: dict[str, str] = client.hgetall(keys.job(found[0])) if found else {}
+    if not fields.get("status"):
+        hint = (
+            ""
+            if len(given) >= JOB_PREFIX_MIN_CHARS
+            else f"; give the full id or at least its first {JOB_PREFIX_MIN_CHARS} characters"
+        )
+        print(f"agentlink: no job {given} (unknown or expired{hint})", file=sys.stderr)
+        return 1
+    record = record_from_hash(fields)
+    _show_local_pdf(record, settings)
+    print(msgspec.json.format(msgspec.json.encode(record)).decode())
+    return 0
+
+
+def _show_local_pdf(record: JobRecord, settings: Settings) -> None:
+    """Fill ``result.url`` of a local-storage job with its file's ``file://`` URI.
+
+    The API fills it at read time with its own public ``/api/jobs/{id}/pdf`` address, which
+    depends on how the caller reached it (Host, scheme behind nginx), so it is not stored
+    and the CLI cannot know it. What the CLI knows is the file in AGENTLINK_OUTPUT_DIR.
+    """
+    from agentlink.errors import StorageRejectedError
+    from agentlink.storage.local import LocalStorage
+
+    result = record.result
+    if result is None or result.url or result.storage != "local":
+        return
+    try:
+        pdf = LocalStorage(settings.output_dir).resolve(result.path)
+    except StorageRejectedError:
+        return
+    if pdf.is_file():
+        result.url = pdf.as_uri()
+    else:
+        print(f"agentlink: the PDF is not at {pdf} on this machine", file=sys.stderr)
 
 
 def _dlq(settings: Settings, args: argparse.Namespace) -> int:
@@ -205,9 +305,20 @@ def _dlq(settings: Settings, args: argparse.Namespace) -> int:
             return 1
         print(f"purged {letters.purge()} dead letter(s)")
         return 0
-    except redis.exceptions.ConnectionError as exc:
-        print(f"agentlink: Redis unreachable at {settings.redis_url}: {exc}", file=sys.stderr)
-        return 2
+    except redis.exceptions.RedisError as exc:
+        return _redis_trouble(settings, exc)
+
+
+def _redis_trouble(settings: Settings, exc: Exception) -> int:
+    """Say what went wrong with Redis, naming it without its password; exit code 2."""
+    import redis
+
+    where = redact_url(settings.redis_url)
+    if isinstance(exc, redis.exceptions.ConnectionError):
+        print(f"agentlink: Redis unreachable at {where}: {exc}", file=sys.stderr)
+    else:
+        print(f"agentlink: Redis at {where} refused: {exc}", file=sys.stderr)
+    return 2
 
 
 def _dlq_list(letters: DeadLetters, count: int, *, as_json: bool) -> int:
@@ -257,7 +368,7 @@ def _dropbox_check() -> int:
         return 1
     from agentlink.logging import configure_logging
 
-    configure_logging(settings.log_format, "warning")  # stderr, and only what is wrong
+    configure_logging(settings.log_format, "warning", secrets=settings.secrets)  # only trouble
     auth = "refresh token" if settings.dropbox_refresh_token else "access token"
     print(f"  {'settings':<9} ok    {auth}, folder {settings.dropbox_folder or '/'}")
     if settings.storage != "dropbox":

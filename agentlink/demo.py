@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from agentlink.devredis import RedisServer, free_port
+from agentlink.fonts import HARFBUZZ_SUBSET_HINT, harfbuzz_subset_available
+from agentlink.redaction import redact_url
 from agentlink.settings import Settings
 
 _TIMEOUT_S = 300.0
@@ -73,6 +75,26 @@ def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
             process.kill()
 
 
+def _redis(state_dir: Path) -> tuple[str, RedisServer | None]:
+    """REDIS_URL if it answers, else a private redis-server (installed if need be)."""
+    redis_url = os.environ.get("REDIS_URL") or os.environ.get("AGENTLINK_REDIS_URL")
+    if redis_url and _redis_answers(redis_url):
+        print(f"Using Redis at {redact_url(redis_url)} (REDIS_URL)")
+        return redis_url, None
+    if redis_url:
+        print(
+            f"REDIS_URL={redact_url(redis_url)} does not answer; starting a private Redis instead"
+        )
+    server = RedisServer(state_dir / "redis", install=True)
+    try:
+        server.start()
+    except BaseException:
+        server.stop()  # a server that never answered must not outlive the demo
+        raise
+    print(f"Started a private Redis on {server.url}, data in {server.directory}")
+    return server.url, server
+
+
 def run_demo(settings: Settings) -> int:
     """Run the demo; 0 only if both PDFs exist."""
     # A plain `kill` (or CI's timeout) must still stop everything the demo started.
@@ -80,17 +102,10 @@ def run_demo(settings: Settings) -> int:
     state_dir = Path(tempfile.mkdtemp(prefix="agentlink-demo-"))
     server: RedisServer | None = None
     processes: list[subprocess.Popen[bytes]] = []
-    redis_url = os.environ.get("REDIS_URL") or os.environ.get("AGENTLINK_REDIS_URL")
     try:
-        if redis_url and _redis_answers(redis_url):
-            print(f"Using Redis at {redis_url} (REDIS_URL)")
-        else:
-            if redis_url:
-                print(f"REDIS_URL={redis_url} does not answer; starting a private Redis instead")
-            server = RedisServer(state_dir / "redis", install=True)
-            server.start()
-            redis_url = server.url
-            print(f"Started a private Redis on {redis_url}, data in {server.directory}")
+        redis_url, server = _redis(state_dir)
+        if not harfbuzz_subset_available():
+            print(f"Note: {HARFBUZZ_SUBSET_HINT}")
         output_dir = settings.output_dir.resolve()
         port = free_port()
         base = f"http://127.0.0.1:{port}"

@@ -15,11 +15,18 @@ the branch an error sits on::
         ├── PermanentJobError       retrying cannot help: the job fails now
         │   ├── InvalidJobError     the stream entry cannot be decoded / unknown version
         │   ├── NoSalesDataError    the suburb has no sales in the period
-        │   └── StorageRejectedError the storage refused the file for good (bad path, full)
+        │   ├── StorageRejectedError the storage refused the file for good (bad path, full)
+        │   └── UnexpectedJobError  any exception outside this tree (a bug, data the code
+        │                           cannot handle): retrying would only repeat it
         └── TransientJobError       may work next time: retried with backoff
             ├── DataSourceUnavailableError
             ├── StorageUnavailableError   5xx, 429, network, timeouts
             └── RenderFailedError         the render crashed or ran out of time
+
+Only ``TransientJobError`` is retried. Anything else raised while making a report fails the
+job at its first attempt: an exception no adapter translated is a bug or bad data, and
+retrying it as if the network were down would hold a worker for minutes and end in the
+dead letters anyway.
 """
 
 from __future__ import annotations
@@ -76,6 +83,19 @@ class NoSalesDataError(PermanentJobError):
 
 class StorageRejectedError(PermanentJobError):
     """The storage refused the file for good (bad path, no space left)."""
+
+
+class UnexpectedJobError(PermanentJobError):
+    """An exception outside this tree while making a report (``ValueError``, ``KeyError``…).
+
+    Raised by the consumer (and the render process) in its place, with the original type
+    and message, so the job fails at once instead of being retried like an outage.
+    """
+
+    @classmethod
+    def wrap(cls, exc: BaseException) -> UnexpectedJobError:
+        """The error that stands for ``exc``; its message names the original type."""
+        return cls(f"unexpected {type(exc).__name__} while making the report (not retried): {exc}")
 
 
 class TransientJobError(JobError):

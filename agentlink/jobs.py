@@ -7,7 +7,7 @@ so a bad value fails at decode time with a message that names the field.
 from __future__ import annotations
 
 import enum
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated
 
 import msgspec
@@ -58,6 +58,31 @@ Suburb = Annotated[str, msgspec.Meta(min_length=1, max_length=80)]
 PeriodMonths = Annotated[int, msgspec.Meta(ge=1, le=60)]
 CallbackUrl = Annotated[str, msgspec.Meta(min_length=1, max_length=2048)]
 RequestId = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
+
+
+PERIOD_END_FLOOR = date(2000, 1, 1)
+"""The earliest ``period_end`` a request may ask for: no sales data reaches further back."""
+PERIOD_END_HORIZON_DAYS = 366
+"""How far ahead of today ``period_end`` may lie (a period may end after today's sales)."""
+
+
+def period_end_problem(period_end: date | None, *, today: date | None = None) -> str | None:
+    """Why ``period_end`` is no date a report can be made for (None if it is fine).
+
+    The range is checked where requests come in, so a date the reports cannot handle
+    (``0001-01-01``) is a 422 naming the field rather than a job failing later.
+    """
+    if period_end is None:
+        return None
+    latest = (today or datetime.now(UTC).date()) + timedelta(days=PERIOD_END_HORIZON_DAYS)
+    if period_end < PERIOD_END_FLOOR:
+        return f"must be {PERIOD_END_FLOOR.isoformat()} or later, got {period_end.isoformat()}"
+    if period_end > latest:
+        return (
+            f"must be at most a year ahead ({latest.isoformat()} or earlier), "
+            f"got {period_end.isoformat()}"
+        )
+    return None
 
 
 class ReportRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

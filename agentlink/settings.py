@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Literal, TypeVar
 
 from agentlink.errors import ConfigurationError
+from agentlink.redaction import url_password
 
 StorageKind = Literal["local", "dropbox"]
 LogFormat = Literal["auto", "json", "console"]
@@ -325,6 +326,20 @@ class Settings:
         for name in ("DROPBOX_API_HOST", "DROPBOX_API_CONTENT_HOST"):
             if name in env and not env[name].strip():
                 raise ConfigurationError(f"{name} is set but empty; unset it to use Dropbox itself")
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret value in these settings, for the log scrubber (agentlink.redaction)."""
+        values = (
+            *self.api_keys,
+            *self.operator_keys,
+            url_password(self.redis_url),
+            self.dropbox_app_secret,
+            self.dropbox_refresh_token,
+            self.dropbox_access_token,
+            self.webhook_secret,
+        )
+        return tuple(v for v in values if v)
 
     @property
     def dropbox_auth(self) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import random
 import sys
@@ -76,14 +75,6 @@ class FlakyStorage:
         os.write(self._fd, (json.dumps(line) + "\n").encode())
 
 
-def _log_to_file(path: Path) -> None:
-    """Send the JSON log lines that ``configure_logging`` set up to ``path`` (appending)."""
-    stream = path.open("a", buffering=1, encoding="utf-8")
-    for handler in logging.getLogger().handlers:
-        if isinstance(handler, logging.StreamHandler):
-            handler.setStream(stream)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run one flaky-storage consumer until SIGTERM/SIGINT; returns the exit code."""
     parser = argparse.ArgumentParser(prog="python -m bench.chaos_consumer", description=__doc__)
@@ -103,8 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigurationError as exc:
         print(f"chaos consumer: {exc}", file=sys.stderr)
         return 2
-    configure_logging("json", settings.log_level)
-    _log_to_file(args.log_file)
+    log_stream = args.log_file.open("a", buffering=1, encoding="utf-8")
+    configure_logging("json", settings.log_level, secrets=settings.secrets, stream=log_stream)
     name = f"{settings.consumer_name}-{args.slot}"
     storage = FlakyStorage(
         LocalStorage(settings.output_dir),

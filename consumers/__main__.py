@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 
 from agentlink.errors import ConfigurationError
+from agentlink.fonts import HARFBUZZ_SUBSET_HINT, harfbuzz_subset_available
 from agentlink.logging import configure_logging
 from agentlink.settings import Settings
 
@@ -31,9 +33,11 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigurationError as exc:
         print(f"agentlink worker: {exc}", file=sys.stderr)  # noqa: T201
         return 2
-    configure_logging(settings.log_format, settings.log_level)
+    configure_logging(settings.log_format, settings.log_level, secrets=settings.secrets)
     if args.concurrency < 1:
         parser.error("--concurrency must be at least 1")
+    if args.slot is None:  # once per worker: the supervisor's children run with --slot
+        warn_if_fonts_are_slow()
     if args.slot is None and args.concurrency > 1:
         from consumers.supervisor import Supervisor
 
@@ -60,12 +64,25 @@ def run_consumer(settings: Settings, slot: int) -> int:
     notifier, notifier_thread = start_in_thread(settings, consumer.name)
     try:
         return consumer.run()
-    except NameTakenError as exc:
+    except (NameTakenError, ConfigurationError) as exc:
         print(f"agentlink worker: {exc}", file=sys.stderr)  # noqa: T201
         return 2
     finally:
         notifier.stopping.set()
         notifier_thread.join(settings.callback_timeout_s + settings.block_ms / 1000 + 5)
+
+
+def warn_if_fonts_are_slow(
+    available: Callable[[], bool] = harfbuzz_subset_available,
+) -> bool:
+    """Log ``worker.fonts_slow`` if renders will use fontTools (no libharfbuzz-subset0);
+    True if it warned."""
+    if available():
+        return False
+    import structlog
+
+    structlog.get_logger(__name__).warning("worker.fonts_slow", hint=HARFBUZZ_SUBSET_HINT)
+    return True
 
 
 def serve_metrics(port: int, consumer: str) -> None:

@@ -9,6 +9,11 @@ So a notifier killed mid-delivery loses nothing: its entry is reclaimed after on
 and delivered again (the receiver de-duplicates on ``job_id`` + status, or on
 ``X-AgentLink-Delivery``).
 
+A delivery never takes longer than ``AGENTLINK_CALLBACK_TIMEOUT_S`` in all (resolving,
+connecting, sending, answer), and the receiver's body is streamed: a 2xx is not read at
+all, an error's first 2 KiB are kept for the message — a receiver cannot make a worker
+hold a huge or endless answer in memory.
+
 Each delivery ends in one atomic settle script, and only while this notifier still owns
 the entry: delivered → ack + delete; a timeout, a connection error, 408, 425, 429 or 5xx →
 parked in ``agentlink:callbacks:delayed`` until its back-off is over (the loop moves due
@@ -31,7 +36,7 @@ import ssl
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import FrameType
 from typing import Literal
 
@@ -50,6 +55,7 @@ from agentlink.callbacks import (
 )
 from agentlink.errors import ConfigurationError
 from agentlink.jobs import record_from_hash
+from agentlink.redaction import redact_urls
 from agentlink.settings import Settings
 from agentlink.streams import CALLBACK_PROMOTE_LUA, CALLBACK_SETTLE_LUA, Keys, flatten, now_iso
 from consumers.lease import LeaseKeeper
@@ -61,6 +67,10 @@ log = structlog.get_logger(__name__)
 USER_AGENT = "AgentLink-Callback/1"
 RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 PROMOTE_BATCH = 100
+EXCERPT_BYTES = 2048
+"""At most this much of a receiver's body is read (and only of an error answer)."""
+EXCERPT_CHARS = 200
+"""At most this much of it goes into the error message."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,13 +101,17 @@ class Sender:
         return self.loop.run_until_complete(self._deliver(fields, delivery, attempt))
 
     async def _deliver(self, fields: dict[str, str], delivery: str, attempt: int) -> Outcome:
+        answer = Answer()
         try:
             async with asyncio.timeout(self.timeout_s):
-                return await self._post(fields, delivery, attempt)
+                return await self._post(fields, delivery, attempt, answer)
         except TimeoutError:
-            return Outcome("retry", f"no answer within {self.timeout_s:g} s")
+            # The answer may have come, with a body too slow to read: the status decides.
+            return answer.outcome() if answer.status else self._no_answer()
 
-    async def _post(self, fields: dict[str, str], delivery: str, attempt: int) -> Outcome:
+    async def _post(
+        self, fields: dict[str, str], delivery: str, attempt: int, answer: Answer
+    ) -> Outcome:
         try:
             target = self.policy.check_url(fields.get("url", ""))
             # Resolved again now: a DNS answer that turned private since submission is
@@ -116,6 +130,7 @@ class Sender:
             "Host": target.host_header,
             "Content-Type": "application/json",
             "User-Agent": USER_AGENT,
+            "Accept-Encoding": "identity",  # the excerpt we read is for people: no gzip bombs
             "X-AgentLink-Event": f"job.{fields.get('status', '')}",
             "X-AgentLink-Job-Id": fields.get("job_id", ""),
             "X-AgentLink-Delivery": delivery,
@@ -124,12 +139,18 @@ class Sender:
         }
         if self.secret:
             headers[SIGNATURE_HEADER] = sign(self.secret, timestamp, body)
-        return await self._send(target, addresses, body, headers)
+        return await self._send(target, addresses, body, headers, answer)
 
     async def _send(
-        self, target: CallbackTarget, addresses: list[str], body: bytes, headers: dict[str, str]
+        self,
+        target: CallbackTarget,
+        addresses: list[str],
+        body: bytes,
+        headers: dict[str, str],
+        answer: Answer,
     ) -> Outcome:
         extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
+        answer.secret_path = target.target
         outcome = Outcome("retry", "no address to connect to")
         async with httpx.AsyncClient(
             verify=self.ssl,
@@ -140,23 +161,63 @@ class Sender:
         ) as client:
             for address in addresses:  # each one checked; the next only if connecting fails
                 try:
-                    response = await client.post(
+                    # Streamed: the receiver's body is read only for an error's excerpt, and
+                    # at most EXCERPT_BYTES of it, so no answer can fill our memory.
+                    async with client.stream(
+                        "POST",
                         target.pinned_url(address),
                         content=body,
                         headers=headers,
                         extensions=extensions,
-                    )
+                    ) as response:
+                        answer.status = response.status_code
+                        answer.retry_after = response.headers.get("retry-after")
+                        if not 200 <= response.status_code < 300:
+                            await answer.read_excerpt(response)
                 except httpx.ConnectError as exc:
-                    outcome = Outcome("retry", f"cannot connect to {address}: {exc}")
+                    why = redact_urls(str(exc))  # an error may quote the URL: its path is secret
+                    outcome = Outcome("retry", f"cannot connect to {address}: {why}")
                     continue
                 except httpx.TimeoutException:
-                    outcome = Outcome("retry", f"no answer within {self.timeout_s:g} s")
+                    outcome = answer.outcome() if answer.status else self._no_answer()
                 except httpx.HTTPError as exc:
-                    outcome = Outcome("retry", f"{type(exc).__name__}: {exc}")
+                    error = Outcome("retry", f"{type(exc).__name__}: {redact_urls(str(exc))}")
+                    outcome = answer.outcome() if answer.status else error
                 else:
-                    outcome = classify(response.status_code, response.headers.get("retry-after"))
+                    outcome = answer.outcome()
                 break
         return outcome
+
+    def _no_answer(self) -> Outcome:
+        return Outcome("retry", f"no answer within {self.timeout_s:g} s")
+
+
+@dataclass(slots=True)
+class Answer:
+    """What the receiver answered, filled in as it arrives (a timeout keeps what came)."""
+
+    status: int = 0
+    retry_after: str | None = None
+    excerpt: bytearray = field(default_factory=bytearray)
+    secret_path: str = ""
+    """The callback URL's path: masked if the receiver echoes it (it is the secret)."""
+
+    async def read_excerpt(self, response: httpx.Response) -> None:
+        """Keep the first ``EXCERPT_BYTES`` of the body (for the error), then stop reading."""
+        async for chunk in response.aiter_raw():
+            self.excerpt += chunk[: EXCERPT_BYTES - len(self.excerpt)]
+            if len(self.excerpt) >= EXCERPT_BYTES:
+                return
+
+    def outcome(self) -> Outcome:
+        """The verdict on this answer."""
+        excerpt = bytes(self.excerpt)
+        path, _, query = self.secret_path.partition("?")
+        # Longest first: masking the bare path first would leave an echoed "?query" behind.
+        for secret in (self.secret_path, path, query):
+            if secret not in {"", "/"}:
+                excerpt = excerpt.replace(secret.encode(), b"/***")
+        return classify(self.status, self.retry_after, excerpt)
 
 
 def encode_record(fields: dict[str, str]) -> bytes:
@@ -165,16 +226,18 @@ def encode_record(fields: dict[str, str]) -> bytes:
     return msgspec.json.encode(record_from_hash(snapshot))
 
 
-def classify(status: int, retry_after: str | None) -> Outcome:
-    """What the receiver's answer means for this callback."""
+def classify(status: int, retry_after: str | None, excerpt: bytes = b"") -> Outcome:
+    """What the receiver's answer means for this callback (``excerpt``: the body's start)."""
     if 200 <= status < 300:
         return Outcome("delivered", f"answered {status}")
+    said = " ".join(excerpt.decode("utf-8", "replace").split())[:EXCERPT_CHARS]
+    detail = f"answered {status}" + (f": {said}" if said else "")
     if status in RETRYABLE_STATUSES or status >= 500:
         seconds = None
         if retry_after and retry_after.strip().isdigit():
             seconds = float(retry_after.strip())
-        return Outcome("retry", f"answered {status}", retry_after_s=seconds)
-    return Outcome("give_up", f"answered {status}")
+        return Outcome("retry", detail, retry_after_s=seconds)
+    return Outcome("give_up", detail)
 
 
 class Notifier(StreamMember):
@@ -397,7 +460,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from agentlink.logging import configure_logging
 
-    configure_logging(settings.log_format, settings.log_level)
+    configure_logging(settings.log_format, settings.log_level, secrets=settings.secrets)
     notifier = Notifier(settings, f"{settings.consumer_name}-notifier-{args.slot}")
 
     def stop(signum: int, _frame: FrameType | None) -> None:

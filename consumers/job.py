@@ -3,13 +3,16 @@
 Outcomes, each recorded together with the XACK in one script:
 
 - completed: rendered, stored at the job's deterministic path, result recorded once;
-- failed: a permanent error (no data for the suburb, storage refused the file);
+- failed: a permanent error (no data for the suburb, storage refused the file), or any
+  exception that is not a ``TransientJobError`` — at its first attempt;
 - dead: the entry cannot be decoded, was delivered more than AGENTLINK_MAX_DELIVERIES
   times (consumers crashed on it), or failed AGENTLINK_MAX_ATTEMPTS times transiently.
   It is copied to the dead letters with its error history, to be replayed.
 
-Transient errors are retried in place with exponential back-off and jitter while the lease
-keeper keeps the entry owned; nothing is left unowned in between.
+Only ``TransientJobError`` (storage 5xx/429, network, timeouts, a render that crashed or ran
+out of time) is retried, in place, with exponential back-off and jitter while the lease
+keeper keeps the entry owned; nothing is left unowned in between. Anything else is a bug or
+bad data: retrying it would hold this consumer through the back-off for nothing.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from agentlink.errors import (
     ServiceUnavailableError,
     StorageConfigError,
     TransientJobError,
+    UnexpectedJobError,
 )
 from agentlink.jobs import (
     JobEvent,
@@ -184,11 +188,11 @@ class ReportJob:
             )
             try:
                 return self._make(entry, job_id, spec)
-            except PermanentJobError as exc:
-                return self._fail(entry, job_id, spec, attempt, str(exc))
             except (JobAbandonedError, ServiceUnavailableError):
                 raise
-            except Exception as exc:  # noqa: BLE001 - transient and unexpected errors are retried
+            except PermanentJobError as exc:
+                return self._fail(entry, job_id, spec, attempt, str(exc))
+            except TransientJobError as exc:
                 error = str(exc) or type(exc).__name__
                 record = error_record(attempt, self.queue.consumer, error, transient=True)
                 if attempt >= self.settings.max_attempts:
@@ -209,6 +213,11 @@ class ReportJob:
                     exc_type=type(exc).__name__,
                 )
                 self._wait(delay)
+            except Exception as exc:  # a bug must not look like an outage
+                # No adapter translated it, so nothing says a later attempt would differ.
+                log.exception("report.unexpected_error", exc_type=type(exc).__name__)
+                error = str(UnexpectedJobError.wrap(exc))
+                return self._fail(entry, job_id, spec, attempt, error)
 
     def _make(self, entry: Entry, job_id: str, spec: ReportSpec) -> bool:
         started = time.monotonic()

@@ -5,7 +5,8 @@ consumer's main thread; a separate thread renews the lease on the current entry 
 third of ``AGENTLINK_LEASE_S`` whatever the main thread is doing, and keeps the consumer's
 heartbeat (which also holds its name, so two live processes never share one). If a renewal
 finds that another consumer now owns the entry, the lease is marked lost and the main
-thread abandons the job instead of racing the new owner.
+thread abandons the job instead of racing the new owner. While Redis is unreachable it
+retries every ``OUTAGE_RETRY_S``, so the lease is renewed as soon as Redis is back.
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ from consumers import metrics
 from consumers.queue import ReportQueue
 
 log = structlog.get_logger(__name__)
+
+
+OUTAGE_RETRY_S = 0.25
+"""How often a failed renewal is tried again while Redis is unreachable."""
 
 
 class NameTakenError(Exception):
@@ -183,7 +188,9 @@ class LeaseKeeper:
                 self.queue.event(job_id, event, renewal=True)
 
     def _run(self) -> None:
-        while not self._stop.wait(self.every_s):
+        wait_s, failing = self.every_s, False
+        while not self._stop.wait(wait_s):
+            wait_s = self.every_s
             # Nothing may kill this thread: without it every long job would be reclaimed.
             try:
                 if self.check():
@@ -191,9 +198,18 @@ class LeaseKeeper:
                     self._note_renewal()
                 else:
                     log.warning("lease.lost", entry_id=self._entry_id, deleted=self.deleted)
+                if failing:
+                    log.info("lease.renewed_after_outage", entry_id=self._entry_id)
+                failing = False
                 if not self._beat():
                     log.error("consumer.name_taken", consumer=self.queue.consumer)
             except ServiceUnavailableError as exc:
-                log.warning("lease.renew_failed", error=str(exc))
+                # Others reclaim once a lease has passed since the outage ended; renewing
+                # at once when Redis is back, not up to a third of a lease later, keeps a
+                # live job from looking abandoned.
+                wait_s = min(self.every_s, OUTAGE_RETRY_S)
+                if not failing:
+                    log.warning("lease.renew_failed", error=str(exc), retry_every_s=wait_s)
+                failing = True
             except Exception:
                 log.exception("lease.keeper_error")

@@ -291,7 +291,7 @@ class ReportQueue:
         job_id = self.call(lambda: self.client.hget(self.keys.index, entry_id))
         return str(job_id) if job_id else None
 
-    def update_job(self, job_id: str, **fields: str) -> None:
+    def update_job(self, job_id: str, /, **fields: str) -> None:
         """Set fields of the job hash."""
         self.call(lambda: self.client.hset(self.keys.job(job_id), mapping=fields))
 

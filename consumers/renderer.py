@@ -2,9 +2,11 @@
 
 WeasyPrint is CPU-bound, not thread-safe, and its memory grows with big documents. Running
 it in a child keeps the consumer's own loop and lease renewal responsive, lets the consumer
-kill a render that runs past ``AGENTLINK_RENDER_TIMEOUT_S`` (a transient error) and recycle
-the child after a number of jobs or above an RSS cap. The child is started with ``spawn``,
-so it imports WeasyPrint itself instead of inheriting a forked copy.
+kill a render that runs past ``AGENTLINK_RENDER_TIMEOUT_S`` (a transient error, like a
+crash) and recycle the child after a number of jobs or above an RSS cap. An exception in
+the report code itself comes back as ``UnexpectedJobError``: permanent, never retried. The
+child is started with ``spawn``, so it imports WeasyPrint itself instead of inheriting a
+forked copy.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import multiprocessing.connection
 import os
 import signal
 import time
+import traceback
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -24,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from agentlink import errors
-from agentlink.errors import PermanentJobError, RenderFailedError
+from agentlink.errors import ConfigurationError, JobError, RenderFailedError, UnexpectedJobError
 from agentlink.jobs import ReportSpec
 from consumers import metrics
 
@@ -61,7 +64,12 @@ def _die_with_parent() -> None:
 
 
 def _child_main(conn: multiprocessing.connection.Connection, sales_csv: str | None) -> None:
-    """The render process: answer (spec, job_id, generated_at) requests until told to stop."""
+    """The render process: answer (spec, job_id, generated_at) requests until told to stop.
+
+    Replies: ``("ok", report)``, or ``("error", class name, message, traceback)`` where the
+    class is one of ``agentlink.errors`` (an exception outside that tree is reported as
+    ``UnexpectedJobError`` with its own type in the message).
+    """
     _die_with_parent()
     # Ctrl-C or a SIGTERM to the whole process group is for the consumer, which decides
     # whether the render finishes (graceful shutdown) or is killed.
@@ -71,6 +79,13 @@ def _child_main(conn: multiprocessing.connection.Connection, sales_csv: str | No
     from agentlink.reports.sources import CsvSalesSource, sample_source
 
     source = CsvSalesSource(Path(sales_csv)) if sales_csv else sample_source()
+    try:
+        # Parsed before "ready": a malformed sales file stops the worker at start, naming
+        # the file and line, instead of failing every job; and no job pays for the parse.
+        source.load()
+    except errors.ConfigurationError as exc:
+        conn.send(("config", str(exc)))
+        return
     conn.send(("ready", os.getpid()))
     while True:
         try:
@@ -83,9 +98,10 @@ def _child_main(conn: multiprocessing.connection.Connection, sales_csv: str | No
         try:
             report = make_report(spec, job_id=job_id, source=source, generated_at=generated_at)
         except errors.JobError as exc:
-            conn.send(("error", type(exc).__name__, str(exc)))
+            conn.send(("error", type(exc).__name__, str(exc), ""))
         except Exception as exc:  # noqa: BLE001 - the parent classifies, the child must not die
-            conn.send(("error", "RenderFailedError", f"{type(exc).__name__}: {exc}"))
+            message = str(errors.UnexpectedJobError.wrap(exc))
+            conn.send(("error", "UnexpectedJobError", message, traceback.format_exc()))
         else:
             conn.send(("ok", report))
 
@@ -116,11 +132,25 @@ class Renderer:
         self._process = self._ctx.Process(
             target=_child_main, args=(child, self.sales_csv), name="agentlink-render", daemon=True
         )
-        self._process.start()
-        child.close()
+        try:
+            self._process.start()
+        except OSError as exc:  # fork/exec refused: out of memory or processes for now
+            self._process = None
+            raise RenderFailedError(f"cannot start the render process: {exc}") from exc
+        finally:
+            child.close()
         # Wait until WeasyPrint is imported: a consumer that says it started can render.
-        if not parent.poll(_START_TIMEOUT_S) or parent.recv()[0] != "ready":
+        hello: tuple[Any, ...]
+        try:
+            hello = parent.recv() if parent.poll(_START_TIMEOUT_S) else ("timeout", "")
+        except (EOFError, OSError):
+            hello = ("died", "")
+        if hello[0] != "ready":
             self.kill()
+            if hello[0] == "config":
+                raise ConfigurationError(hello[1])
+            if hello[0] == "died":
+                raise RenderFailedError("the render process died while starting")
             raise RenderFailedError(
                 f"the render process did not start within {_START_TIMEOUT_S:g} s"
             )
@@ -151,13 +181,20 @@ class Renderer:
         generated_at: datetime,
         should_abort: Callable[[], bool] = lambda: False,
     ) -> RenderedReport:
-        """Render in the child. Permanent job errors come back as they were raised there;
-        a crash or timeout is ``RenderFailedError``; ``should_abort()`` turning true kills
-        the child and raises ``RenderAbortedError``."""
+        """Render in the child. Job errors come back as they were raised there, any other
+        exception as ``UnexpectedJobError`` (permanent); a crash or timeout is
+        ``RenderFailedError`` (transient); ``should_abort()`` turning true kills the child
+        and raises ``RenderAbortedError``. ``ConfigurationError``: a new child found the
+        sales file malformed."""
         self.start()
         conn = self._conn
         assert conn is not None
-        conn.send((spec, job_id, generated_at))
+        try:
+            conn.send((spec, job_id, generated_at))
+        except OSError as exc:  # the idle child died since the last job (OOM killer, kill)
+            metrics.RENDERS_KILLED.labels(reason="crashed").inc()
+            self.kill()
+            raise RenderFailedError(f"the render process had died: {exc}") from exc
         deadline = time.monotonic() + self.timeout_s
         while not conn.poll(_POLL_S):
             if should_abort():
@@ -186,11 +223,13 @@ class Renderer:
         if reply[0] == "ok":
             report: RenderedReport = reply[1]
             return report
-        _, name, message = reply
+        _, name, message, child_traceback = reply
         cls = getattr(errors, name, None)
-        if isinstance(cls, type) and issubclass(cls, PermanentJobError):
-            raise cls(message)
-        raise RenderFailedError(message)
+        if not (isinstance(cls, type) and issubclass(cls, JobError)):
+            cls = UnexpectedJobError
+        if cls is UnexpectedJobError:
+            log.error("render.unexpected_error", error=message, traceback=child_traceback)
+        raise cls(message)
 
     def _recycle_if_needed(self) -> None:
         rss = self.rss_bytes()

@@ -101,9 +101,10 @@ class Consumer(StreamMember):
         if not self.start_up():
             return 0
         self.lease.start()
-        self.renderer.start()
-        log.info("consumer.started", consumer=self.name, lease_s=self.settings.lease_s)
         try:
+            # ConfigurationError (a malformed sales file) ends the process, name released.
+            self.renderer.start()
+            log.info("consumer.started", consumer=self.name, lease_s=self.settings.lease_s)
             self.loop()
         finally:
             self.lease.stop()

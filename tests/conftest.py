@@ -7,6 +7,7 @@ server with ``fresh_redis``.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 import pytest
@@ -29,9 +30,73 @@ from agentlink.streams import Keys
 ROOT = Path(__file__).resolve().parent.parent
 
 
+# -- system tools the suites need ----------------------------------------------------------------
+
+NEEDS = "needs "
+"""How a skip for a missing system tool starts; the run's last line gathers them."""
+
+
+def skip_without(package: str, tool: str) -> NoReturn:
+    """Skip: ``tool`` (from the Debian package ``package``) is not installed."""
+    pytest.skip(f"{NEEDS}{package}: {tool} is not installed")
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """Gather the skips into one line, printed last (``pytest_unconfigure``)."""
+    files_by_package: dict[str, set[str]] = {}
+    files_by_reason: dict[str, set[str]] = {}
+    count = 0
+    for report in terminalreporter.stats.get("skipped", []):
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        where = report.nodeid.split("::")[0]
+        count += 1
+        if reason.startswith(NEEDS):
+            package = reason.removeprefix(NEEDS).split(":")[0]
+            files_by_package.setdefault(package, set()).add(where)
+        else:
+            files_by_reason.setdefault(reason, set()).add(where)
+    if count:
+        config.stash[_SKIP_LINE] = skip_line(count, files_by_package, files_by_reason)
+
+
+def skip_line(
+    count: int, files_by_package: dict[str, set[str]], files_by_reason: dict[str, set[str]]
+) -> str:
+    """One line: which suites skipped, why, and how to get what they need."""
+    parts = []
+    if files_by_package:
+        packages = sorted(files_by_package)
+        files = sorted(set().union(*files_by_package.values()))
+        parts.append(
+            f"{', '.join(files)} need {', '.join(packages)}, not installed here: as root, "
+            "`make test` installs them with apt-get (or run `sudo .ci/system-deps` once)"
+        )
+    for reason, files in sorted(files_by_reason.items()):
+        parts.append(f"{', '.join(sorted(files))}: {reason}")
+    return f"SKIPPED {count} test(s): " + "; ".join(parts)
+
+
+_SKIP_LINE = pytest.StashKey[str]()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The skip line, after pytest's own summary: the last thing `make test` prints."""
+    line = config.stash.get(_SKIP_LINE, None)
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if line and reporter is not None:
+        reporter.write_line(line, yellow=True, bold=True)
+
+
+# -- Redis ----------------------------------------------------------------------------------------
+
+
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """One private redis-server (AOF on) for the whole session."""
+    if shutil.which("redis-server") is None:
+        skip_without("redis-server", "redis-server")
     server = RedisServer(tmp_path_factory.mktemp("redis"))
     server.start()
     yield server
@@ -41,6 +106,8 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 @pytest.fixture
 def fresh_redis(tmp_path: Path) -> Iterator[RedisServer]:
     """A redis-server of this test's own, which the test may kill and restart."""
+    if shutil.which("redis-server") is None:
+        skip_without("redis-server", "redis-server")
     server = RedisServer(tmp_path / "redis")
     server.start()
     yield server

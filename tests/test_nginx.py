@@ -38,7 +38,7 @@ from agentlink import observe_http
 from agentlink.devredis import RedisServer, free_port
 from agentlink.settings import Settings
 from agentlink.streams import Keys
-from tests.conftest import settings_env, wait_for
+from tests.conftest import settings_env, skip_without, wait_for
 from tests.fake_dropbox import Certificates, make_certificates
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,6 +50,8 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 CLIENT_ADDRESS = "127.0.0.2"
 NGINX_ADDRESS = "127.0.0.3"
 SPOOFED = "203.0.113.9"
+BEHIND_CDN = "198.51.100.7"  # a client as a CDN at CLIENT_ADDRESS reports it
+NOT_THE_CDN = "127.0.0.4"
 TLS_DOMAIN = "agentlink.test"
 # The README's command that turns the TLS block of nginx.conf on (run in the checkout).
 ENABLE_TLS = (
@@ -63,10 +65,10 @@ _NGINX_REQUEST_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
 def nginx_binary() -> str:
-    """Debian's nginx (.ci/run installs it); the tests skip only when it is absent."""
+    """Debian's nginx (`make test` installs it as root); the tests skip only without it."""
     found = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
     if found is None:
-        pytest.skip("nginx is not installed (.ci/run installs it: apt-get install nginx)")
+        skip_without("nginx", "nginx")
     return found
 
 
@@ -123,11 +125,25 @@ class Site:
         return f"https://127.0.0.1:{self.https_port}"
 
 
+def enable_cdn(proxy: str, cdn_range: str) -> str:
+    """agentlink-proxy.conf with its CDN block uncommented and ``cdn_range`` as the CDN's."""
+    begin, end = proxy.index("# BEGIN CDN\n"), proxy.index("# END CDN\n")
+    block = re.sub(r"(?m)^# ", "", proxy[begin + len("# BEGIN CDN\n") : end])
+    block = replace_once(block, "203.0.113.0/24", cdn_range, "the CDN block")
+    return proxy[:begin] + block + proxy[end:]
+
+
 def write_site(
-    directory: Path, upstream: str, *, tls: Certificates | None = None, bind: str | None = None
+    directory: Path,
+    upstream: str,
+    *,
+    tls: Certificates | None = None,
+    bind: str | None = None,
+    cdn: str | None = None,
 ) -> Site:
     """Copy ops/nginx into ``directory``, pointed at ``upstream`` (``host:port``); with
-    ``tls``, after the README's command that turns TLS on, with ``tls`` as the certificate."""
+    ``tls``, after the README's command that turns TLS on, with ``tls`` as the certificate;
+    with ``cdn``, the CDN block on for that address range."""
     directory.mkdir(parents=True, exist_ok=True)
     site = Site(directory, http_port=free_port())
     main = MAIN_CONF.read_text()
@@ -168,6 +184,8 @@ def write_site(
     proxy = replace_once(
         PROXY_CONF.read_text(), "http://api:8000;", f"http://{upstream};", "agentlink-proxy.conf"
     )
+    if cdn is not None:
+        proxy = enable_cdn(proxy, cdn)
     (directory / PROXY_CONF.name).write_text(proxy)
     return site
 
@@ -216,12 +234,14 @@ def serving(site: Site) -> Iterator[Site]:
                 site.process.wait(10)
 
 
-def client(site: Site | None = None, **kwargs: Any) -> httpx.Client:
-    """An HTTP client that connects from CLIENT_ADDRESS, trusting the site's test CA."""
+def client(
+    site: Site | None = None, *, address: str = CLIENT_ADDRESS, **kwargs: Any
+) -> httpx.Client:
+    """An HTTP client that connects from ``address``, trusting the site's test CA."""
     verify: ssl.SSLContext | bool = True
     if site is not None and site.ca is not None:
         verify = ssl.create_default_context(cafile=site.ca)
-    transport = httpx.HTTPTransport(local_address=CLIENT_ADDRESS, verify=verify)
+    transport = httpx.HTTPTransport(local_address=address, verify=verify)
     return httpx.Client(transport=transport, timeout=10, **kwargs)
 
 
@@ -234,6 +254,11 @@ def access_log(site: Site) -> list[dict[str, Any]]:
 def compose_services() -> dict[str, Any]:
     services: dict[str, Any] = yaml.safe_load(COMPOSE_FILE.read_text())["services"]
     return services
+
+
+def nginx_fixed_address() -> str:
+    """nginx's address on the compose network (what the api's FORWARDED_ALLOW_IPS names)."""
+    return str(compose_services()["nginx"]["networks"]["default"]["ipv4_address"])
 
 
 # -- a header echo, standing in for the API ---------------------------------------------------
@@ -355,8 +380,8 @@ class TestConfiguration:
         assert published == {"80", "443"}
         assert "/nginx-health" in " ".join(nginx["healthcheck"]["test"])
         assert not services["api"].get("ports"), "the API is reached through nginx only"
-        assert services["api"]["environment"].get("FORWARDED_ALLOW_IPS"), (
-            "uvicorn ignores X-Forwarded-* from nginx's container address without it"
+        assert services["api"]["environment"].get("FORWARDED_ALLOW_IPS") == nginx_fixed_address(), (
+            "uvicorn must trust X-Forwarded-* from nginx's address, and from no other"
         )
 
 
@@ -387,6 +412,35 @@ class TestHeaders:
         )
         assert line["request_id"] == headers["x-request-id"]
         assert (line["remote_addr"], line["status"]) == (CLIENT_ADDRESS, 200)
+
+    def test_behind_a_cdn_the_address_the_cdn_saw_is_forwarded(
+        self, tmp_path: Path, echo: Echo
+    ) -> None:
+        """The CDN block on, the CDN at CLIENT_ADDRESS: the API gets the address the CDN
+        appended, not one its client prepended; a caller outside the CDN's range keeps its
+        own address whatever it sends."""
+        site = write_site(tmp_path / "nginx", echo.address, cdn=CLIENT_ADDRESS)
+        with serving(site):
+            with client() as via_cdn:
+                spoofed_then_real = f"{SPOOFED}, {BEHIND_CDN}"
+                answer = via_cdn.get(
+                    f"{site.http}/api/x", headers={"X-Forwarded-For": spoofed_then_real}
+                )
+                assert answer.status_code == 200
+            with client(address=NOT_THE_CDN) as direct:
+                answer = direct.get(f"{site.http}/api/x", headers={"X-Forwarded-For": BEHIND_CDN})
+                assert answer.status_code == 200
+        (_, _, from_cdn), (_, _, from_elsewhere) = echo.seen
+        assert from_cdn["x-forwarded-for"] == BEHIND_CDN
+        assert from_elsewhere["x-forwarded-for"] == NOT_THE_CDN
+        assert [e["remote_addr"] for e in access_log(site)][-2:] == [BEHIND_CDN, NOT_THE_CDN]
+
+    def test_the_cdn_block_never_forwards_the_clients_header(self) -> None:
+        """The proxy sends $remote_addr, in the CDN set-up too (README: "Behind a CDN")."""
+        proxy = PROXY_CONF.read_text()
+        assert "proxy_set_header X-Forwarded-For $remote_addr;" in proxy
+        assert "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for" not in proxy
+        assert "$proxy_add_x_forwarded_for;" not in README.read_text()
 
     def test_a_callers_request_id_is_kept_unless_it_is_unsafe(
         self, echo_site: Site, echo: Echo
@@ -480,7 +534,10 @@ def stack(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -
     env.pop("FORWARDED_ALLOW_IPS", None)
     forwarded = compose_services()["api"]["environment"].get("FORWARDED_ALLOW_IPS")
     if forwarded:
-        env["FORWARDED_ALLOW_IPS"] = str(forwarded)
+        # nginx's fixed compose address is NGINX_ADDRESS here (proxy_bind); any other value
+        # (a wildcard, another address) reaches the API as written.
+        fixed = nginx_fixed_address() if "networks" in compose_services()["nginx"] else None
+        env["FORWARDED_ALLOW_IPS"] = NGINX_ADDRESS if forwarded == fixed else str(forwarded)
     port = free_port()
     api = f"http://127.0.0.1:{port}"
     with (directory / "api.log").open("wb") as log:
@@ -562,6 +619,20 @@ class TestInFrontOfTheApi:
         assert answer.status_code == 202, answer.text
         buckets = set(stack.redis.scan_iter(stack.keys.rate("*")))
         assert buckets == {stack.keys.rate(f"ip-{CLIENT_ADDRESS}")}
+
+    def test_a_direct_caller_cannot_choose_its_address(self, stack: Stack) -> None:
+        """X-Forwarded-For from anything but nginx's address is ignored: a container that
+        reaches the API directly is rate-limited by its own address."""
+        with client() as http:
+            answer = http.post(
+                f"{stack.api}/api/generate-agency-report",
+                json={"suburb": "Manly", "state": "NSW"},
+                headers={"X-Forwarded-For": SPOOFED},
+            )
+        assert answer.status_code == 202, answer.text
+        buckets = set(stack.redis.scan_iter(stack.keys.rate("*")))
+        assert stack.keys.rate(f"ip-{SPOOFED}") not in buckets
+        assert stack.keys.rate(f"ip-{CLIENT_ADDRESS}") in buckets
 
     def test_https_through_the_tls_block(self, stack: Stack) -> None:
         """Over the TLS server the API builds https:// links and HSTS is sent."""

@@ -1,6 +1,6 @@
 """A real Prometheus against a real API and consumer, and the ops/ files it loads.
 
-Prometheus (Debian package ``prometheus``; ``.ci/run`` installs it) runs on loopback with
+Prometheus (Debian package ``prometheus``; ``make test`` installs it as root) runs on loopback with
 a generated configuration: 1 s scrapes of an ``agentlink api`` process and of a consumer's
 metrics port, and the rules of ops/prometheus/alerts.yml. Jobs go through over HTTP, then
 Prometheus's HTTP API must show them. ``promtool`` checks ops/prometheus/ (config, rules,
@@ -24,7 +24,7 @@ import yaml
 
 from agentlink.devredis import RedisServer, free_port
 from agentlink.settings import Settings
-from tests.conftest import ROOT, Processes, settings_env, wait_for
+from tests.conftest import ROOT, Processes, settings_env, skip_without, wait_for
 
 PROMETHEUS_DIR = ROOT / "ops/prometheus"
 GRAFANA_DIR = ROOT / "ops/grafana"
@@ -38,10 +38,7 @@ def binary(name: str) -> str:
         f"/usr/bin/{name}" if Path(f"/usr/bin/{name}").exists() else None
     )
     if found is None:
-        pytest.skip(
-            f"{name} is not installed: apt-get install prometheus (Debian/Ubuntu; .ci/run "
-            "does it), or put the Prometheus release binaries on the PATH"
-        )
+        skip_without("prometheus", name)  # or the release binaries on the PATH
     return found
 
 

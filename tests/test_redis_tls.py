@@ -25,7 +25,7 @@ from litestar.testing import TestClient
 from agentlink.api import create_app
 from agentlink.devredis import free_port
 from agentlink.settings import Settings
-from tests.conftest import Processes, settings_env, submit, wait_for
+from tests.conftest import Processes, settings_env, skip_without, submit, wait_for
 from tests.fake_dropbox import Certificates, make_certificates
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,7 +52,7 @@ def tls_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsRedis]:
     """redis-server with only a TLS port, a password, and an ACL user for ``agentlink:*``."""
     binary = shutil.which("redis-server")
     if binary is None:
-        pytest.skip("redis-server is not installed")
+        skip_without("redis-server", "redis-server")
     directory = tmp_path_factory.mktemp("redis-tls")
     certificates = make_certificates(directory / "tls")
     port = free_port()

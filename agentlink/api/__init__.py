@@ -16,6 +16,7 @@ from agentlink.api.errors import exception_to_response
 from agentlink.api.store import JobStore, open_store
 from agentlink.callbacks import CallbackPolicy
 from agentlink.observe_http import observe_requests
+from agentlink.redaction import redact_url
 from agentlink.settings import Settings
 from agentlink.storage.local import LocalStorage
 from agentlink.streams import Keys
@@ -38,7 +39,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             live_within_s=2 * settings.lease_s,
         ) as store:
             app.state.store = store
-            log.info("api.started", redis=_redacted(settings.redis_url), storage=settings.storage)
+            log.info("api.started", redis=redact_url(settings.redis_url), storage=settings.storage)
             # The ~60,000 objects of the app live as long as the process: out of the cyclic
             # collector's sight, a full collection no longer pauses a request for ~20 ms.
             gc.freeze()
@@ -82,11 +83,3 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app.state.settings = settings
     app.state.callback_policy = CallbackPolicy.from_settings(settings)
     return app
-
-
-def _redacted(url: str) -> str:
-    """The Redis URL without its password, for logs."""
-    if "@" not in url:
-        return url
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://***@{rest.rpartition('@')[2]}"

@@ -49,6 +49,7 @@ from agentlink.jobs import (
     Status,
     entry_fields,
     new_job_fields,
+    period_end_problem,
 )
 from agentlink.observe_http import current_request_id
 from agentlink.observe_stream import CONTENT_TYPE, exposition
@@ -115,6 +116,8 @@ def parse_request(kind: Kind, body: bytes, content_type: str) -> tuple[ReportSpe
     state = request.state.strip().upper()
     if state not in AuState.__members__:
         problems.append(FieldError("state", f"must be one of {_STATES}, got {request.state!r}"))
+    if period_problem := period_end_problem(request.period_end):
+        problems.append(FieldError("period_end", period_problem))
     if problems:
         raise ApiError(422, "the request body is invalid", errors=problems)
     spec = ReportSpec(

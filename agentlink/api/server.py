@@ -116,7 +116,7 @@ def worker_app() -> Litestar:
     from agentlink.api import create_app
 
     settings = Settings.from_env()
-    configure_logging(settings.log_format, settings.log_level)
+    configure_logging(settings.log_format, settings.log_level, secrets=settings.secrets)
     return create_app(settings)
 
 

@@ -9,7 +9,7 @@ This module is the only place that catches ``dropbox.*`` exceptions: ``_translat
 them onto AgentLink's tree, which tells the consumer what to do with the job —
 
 - ``StorageUnavailableError`` (retry): 429 and ``too_many_write_operations`` (with the
-  server's ``retry_after``), 5xx, network errors, timeouts;
+  server's ``retry_after``), 5xx, network errors, timeouts, answers the SDK cannot read;
 - ``StorageRejectedError`` (fail the job): a full Dropbox, a path Dropbox refuses;
 - ``StorageConfigError`` (not the job's fault: pause): invalid, revoked or expired
   credentials, a missing scope, no permission to write the folder.
@@ -22,6 +22,7 @@ both working by letting the SDK create its own ``requests`` session.
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import threading
@@ -35,6 +36,7 @@ import structlog
 from dropbox import exceptions as dbx
 from dropbox.dropbox_client import BadInputException
 from dropbox.files import CommitInfo, UploadSessionCursor, WriteMode
+from stone.backends.python_rsrc.stone_validators import ValidationError as StoneValidationError
 
 from agentlink.errors import (
     AgentLinkError,
@@ -78,6 +80,7 @@ _REJECT_TAGS = {
     "AGENTLINK_DROPBOX_SESSION_THRESHOLD_BYTES",
     "settings_error": "Dropbox refused the shared-link settings",
 }
+_UNREADABLE_ANSWER = (AssertionError, json.JSONDecodeError, StoneValidationError)
 _CREDENTIALS_400 = re.compile(
     r"invalid_client|unauthorized_client|access token|refresh token|scope|not permitted|"
     r"app key|client_id|disabled",
@@ -298,6 +301,14 @@ class DropboxStorage:
                 self._forget_client()
                 self._probe_writes = self._probe_writes or isinstance(exc, dbx.ApiError)
             raise error from exc
+        except _UNREADABLE_ANSWER as exc:
+            # The SDK asserts the Content-Type and decodes the body itself: an answer it
+            # cannot read (an HTML error page from a proxy, a cut-off body) is the wire's
+            # trouble, not the job's, so it is retried like a 5xx.
+            raise StorageUnavailableError(
+                f"Dropbox sent an answer the SDK could not read ({type(exc).__name__}): "
+                f"{str(exc)[:200]}"
+            ) from exc
 
     def _translate(self, exc: Exception, path: str) -> AgentLinkError:
         """The AgentLink error for an SDK or network exception met while storing ``path``."""

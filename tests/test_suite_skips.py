@@ -1,0 +1,61 @@
+"""A suite that cannot run here (nginx, Prometheus or redis-server missing) skips, and the
+run ends with one line naming the suites skipped and how to get what they need."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import ROOT, skip_line
+
+NEEDS_TOOLS = """
+from tests.conftest import skip_without
+
+
+def test_behind_nginx():
+    skip_without("nginx", "nginx")
+
+
+def test_with_prometheus():
+    skip_without("prometheus", "promtool")
+
+
+def test_that_runs():
+    assert True
+"""
+
+
+class TestSkipLine:
+    def test_the_run_ends_with_one_line_naming_suites_and_the_fix(self, tmp_path: Path) -> None:
+        """Skips for missing tools come back as the last line of the run, with the fix."""
+        suite = tmp_path / "test_needs_tools.py"
+        suite.write_text(NEEDS_TOOLS)
+        plugins = ["-p", "tests.conftest", "-p", "no:cacheprovider"]
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", *plugins, "-q", str(suite)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        last = done.stdout.strip().splitlines()[-1]
+        assert last.startswith("SKIPPED 2 test(s): "), done.stdout
+        assert "test_needs_tools.py need nginx, prometheus, not installed here" in last
+        assert "`make test` installs them with apt-get" in last
+        assert "sudo .ci/system-deps" in last
+
+    def test_other_reasons_are_listed_by_suite(self) -> None:
+        """A skip for another reason keeps its reason, next to the suites that share it."""
+        line = skip_line(
+            3,
+            {"nginx": {"tests/test_nginx.py"}},
+            {"Compose schema not found": {"tests/test_deploy.py"}},
+        )
+        assert line == (
+            "SKIPPED 3 test(s): tests/test_nginx.py need nginx, not installed here: as root, "
+            "`make test` installs them with apt-get (or run `sudo .ci/system-deps` once); "
+            "tests/test_deploy.py: Compose schema not found"
+        )
