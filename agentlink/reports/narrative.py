@@ -41,7 +41,7 @@ def kpis(now: Figures, before: Figures) -> tuple[Kpi, ...]:
             "Properties sold",
             f"{now.sales:,}",
             change_percent(change(now.sales, before.sales)),
-            f"vs {before.sales:,}" if had else "none in the previous period",
+            f"vs {before.sales:,}" if had else "no previous sales",
         ),
         Kpi(
             "Median price",

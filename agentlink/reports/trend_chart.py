@@ -3,7 +3,10 @@
 Two years of months, so a reader sees the report period against the year before it: the
 period's columns are in the brand colour, the earlier ones pale. The median price line
 skips months without sales rather than drawing through them, and its axis does not start
-at zero (prices never approach it), which the axis labels make plain.
+at zero (prices never approach it), which its labels make plain.
+
+The shapes are one SVG; the labels are HTML spans placed over it in percentages of its
+size (see ``charts`` for why), inside a ``position: relative`` box.
 """
 
 from __future__ import annotations
@@ -11,86 +14,100 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from agentlink.reports.charts import FONT, GRID, INK, MUTED, Palette, esc, nice_step
+from agentlink.reports.charts import Palette, esc
 from agentlink.reports.format import money_short
 from agentlink.reports.market import MonthFigures
 from agentlink.reports.periods import Period
 
 WIDTH = 680
-HEIGHT = 232
-LEFT = 34  # the sales axis
-RIGHT = 54  # the price axis
-TOP = 34  # room for the legend
-BOTTOM = 34  # month and year labels
+HEIGHT = 200
+LEFT = 30  # the properties-sold axis labels
+RIGHT = 52  # the price axis labels
+TOP = 8
+BOTTOM = 30  # month and year labels
+GRID = "#e4e7eb"
+AXIS = "#1b2430"
 
 
 def trend_chart(months: Sequence[MonthFigures], period: Period, palette: Palette) -> str:
-    """Columns and line for ``months`` (oldest first), as a standalone ``<svg>``."""
+    """Columns and line for ``months`` (oldest first), as HTML with an inline SVG."""
     plot_w = WIDTH - LEFT - RIGHT
     plot_h = HEIGHT - TOP - BOTTOM
     base = TOP + plot_h
     slot = plot_w / max(len(months), 1)
     top_sales = max((m.figures.sales for m in months), default=0)
-    step = nice_step(top_sales, 4)
+    step = _sales_step(top_sales)
     sales_max = step * max(1, math.ceil(top_sales / step))
     prices = [m.figures.median_price for m in months if m.figures.median_price is not None]
     low, high, price_step = _price_scale(prices)
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" '
-        f'width="{WIDTH}" height="{HEIGHT}" role="img" font-family="{FONT}">',
-        "<title>Properties sold and median price per month</title>",
-    ]
+    shapes: list[str] = []
+    labels: list[str] = []
     for tick in range(0, sales_max + 1, step):
         y = base - plot_h * tick / sales_max
-        parts.append(
-            f'<line x1="{LEFT}" y1="{y:.1f}" x2="{WIDTH - RIGHT}" y2="{y:.1f}" '
-            f'stroke="{GRID}" stroke-width="0.8"/>'
-            f'<text x="{LEFT - 6}" y="{y + 3:.1f}" font-size="8.5" fill="{MUTED}" '
-            f'text-anchor="end">{tick}</text>'
-        )
-    price = low
-    while price <= high + price_step / 1000:
+        if tick:
+            shapes.append(
+                f'<line x1="{LEFT}" y1="{y:.1f}" x2="{WIDTH - RIGHT}" y2="{y:.1f}" '
+                f'stroke="{GRID}" stroke-width="0.8"/>'
+            )
+        labels.append(_label(0, LEFT - 6, y, str(tick), "right"))
+    count = round((high - low) / price_step)
+    for i in range(count + 1):
+        price = low + price_step * i
         y = base - plot_h * (price - low) / (high - low)
-        parts.append(
-            f'<text x="{WIDTH - RIGHT + 6}" y="{y + 3:.1f}" font-size="8.5" fill="{MUTED}">'
-            f"{esc(money_short(price))}</text>"
-        )
-        price += price_step
+        labels.append(_label(WIDTH - RIGHT + 6, RIGHT - 6, y, money_short(price), "left"))
     points: list[tuple[float, float] | None] = []
     for index, month in enumerate(months):
         x = LEFT + slot * index
         figures = month.figures
-        in_period = period.first <= month.month <= period.last
         if figures.sales:
             height = plot_h * figures.sales / sales_max
+            in_period = period.first <= month.month <= period.last
             colour = palette.bar if in_period else palette.faint
-            parts.append(
-                f'<rect x="{x + slot * 0.2:.1f}" y="{base - height:.1f}" '
-                f'width="{slot * 0.6:.1f}" height="{height:.1f}" fill="{colour}"/>'
+            shapes.append(
+                f'<rect x="{x + slot * 0.18:.1f}" y="{base - height:.1f}" '
+                f'width="{slot * 0.64:.1f}" height="{height:.1f}" fill="{colour}"/>'
             )
         if figures.median_price is None:
             points.append(None)
         else:
             y = base - plot_h * (figures.median_price - low) / (high - low)
             points.append((x + slot / 2, y))
-        label_y = base + 12
-        parts.append(
-            f'<text x="{x + slot / 2:.1f}" y="{label_y}" font-size="8" fill="{MUTED}" '
-            f'text-anchor="middle">{month.month.short}</text>'
-        )
+        labels.append(_label(x, slot, base + 9, month.month.short, "center"))
         if month.month.month == 1 or index == 0:
-            parts.append(
-                f'<text x="{x + 2:.1f}" y="{label_y + 12}" font-size="8.5" fill="{INK}" '
-                f'font-weight="600">{month.month.year}</text>'
-            )
-    parts.append(
+            labels.append(_label(x, 40, base + 20, str(month.month.year), "left", "year"))
+    shapes.append(
         f'<line x1="{LEFT}" y1="{base}" x2="{WIDTH - RIGHT}" y2="{base}" '
-        f'stroke="{INK}" stroke-width="0.8"/>'
+        f'stroke="{AXIS}" stroke-width="0.8"/>'
     )
-    parts.extend(_line(points, palette.highlight))
-    parts.append(_legend(palette, period))
-    parts.append("</svg>")
-    return "".join(parts)
+    shapes.extend(_line(points, palette.highlight))
+    svg = (
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" '
+        f'width="{WIDTH}" height="{HEIGHT}" role="img">'
+        f"<title>Properties sold and median price per month</title>{''.join(shapes)}</svg>"
+    )
+    return (
+        f"{_legend(palette, period)}"
+        f'<div class="plot">{svg}{"".join(labels)}</div>'
+    )
+
+
+def _label(x: float, width: float, y: float, text: str, align: str, kind: str = "") -> str:
+    """A label ``width`` units wide from ``x``, its middle at height ``y``."""
+    left = 100 * x / WIDTH
+    span = 100 * width / WIDTH
+    top = 100 * (y - 5) / HEIGHT  # a label is about 10 units high
+    return (
+        f'<span class="tick {kind}" style="left: {left:.2f}%; width: {span:.2f}%; '
+        f'top: {top:.2f}%; text-align: {align}">{esc(text)}</span>'
+    )
+
+
+def _sales_step(top: int) -> int:
+    """A 1-2-5 step giving three to five grid lines up to ``top``."""
+    for step in (1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000):
+        if top / step <= 5:
+            return step
+    return 10 ** math.ceil(math.log10(max(top, 1) / 5))
 
 
 def _price_scale(prices: Sequence[float]) -> tuple[float, float, float]:
@@ -130,18 +147,12 @@ def _line(points: Sequence[tuple[float, float] | None], colour: str) -> list[str
 
 
 def _legend(palette: Palette, period: Period) -> str:
-    y = 12
-    items = [
-        (f'<rect x="{LEFT}" y="{y - 7}" width="9" height="9" fill="{palette.bar}"/>', LEFT + 14,
-         f"Properties sold, {period.label}"),
-        (f'<rect x="{LEFT + 250}" y="{y - 7}" width="9" height="9" fill="{palette.faint}"/>',
-         LEFT + 264, "Properties sold, earlier months"),
-        (f'<line x1="{LEFT + 440}" y1="{y - 2.5}" x2="{LEFT + 458}" y2="{y - 2.5}" '
-         f'stroke="{palette.highlight}" stroke-width="1.8"/>'
-         f'<circle cx="{LEFT + 449}" cy="{y - 2.5}" r="2.4" fill="#ffffff" '
-         f'stroke="{palette.highlight}" stroke-width="1.4"/>', LEFT + 464, "Median price"),
-    ]  # fmt: skip
-    return "".join(
-        f'{mark}<text x="{x}" y="{y + 1}" font-size="8.5" fill="{INK}">{esc(text)}</text>'
-        for mark, x, text in items
+    return (
+        '<p class="legend">'
+        f'<span class="key" style="background: {palette.bar}"></span>'
+        f"Properties sold, {esc(period.label)}"
+        f'<span class="key" style="background: {palette.faint}"></span>'
+        "Properties sold, earlier months"
+        f'<span class="key line" style="border-color: {palette.highlight}"></span>'
+        "Median price (right-hand scale)</p>"
     )
