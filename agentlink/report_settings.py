@@ -40,6 +40,7 @@ SALE_COLUMNS = (
 URL_FIELDS = frozenset({"suburb", "state", "start", "end"})
 """Placeholders of an ``AGENTLINK_DATA`` URL; ``start``/``end`` are ISO dates or empty."""
 
+DEFAULT_BRAND_NAME = "AgentLink"
 DEFAULT_PRIMARY = "#1f2d3d"
 DEFAULT_ACCENT = "#b08d57"
 LOGO_MAX_BYTES = 2 * 1024 * 1024
@@ -69,7 +70,7 @@ class DataSettings:
 class BrandSettings:
     """The agency whose reports these are (``AGENTLINK_BRAND_*`` or a TOML file)."""
 
-    name: str = "AgentLink"
+    name: str = DEFAULT_BRAND_NAME
     logo: Path | None = None  # an .svg or .png file
     primary: str = DEFAULT_PRIMARY  # cover and headings
     accent: str = DEFAULT_ACCENT  # rules, highlights, the leader's bar
@@ -125,7 +126,7 @@ def brand_from_env(env: Mapping[str, str]) -> BrandSettings:
             values[key] = given
             if key == "logo":
                 base = Path.cwd()
-    name = " ".join(values.get("name", "").split()) or BrandSettings.name
+    name = " ".join(values.get("name", "").split()) or DEFAULT_BRAND_NAME
     logo = _logo(base / values["logo"]) if values.get("logo") else None
     return BrandSettings(
         name=name,

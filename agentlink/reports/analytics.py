@@ -25,9 +25,11 @@ from agentlink.jobs import AuState, Kind, ReportSpec
 from agentlink.reports.figures import Figures, sales_order, share
 from agentlink.reports.highlight import Profile, find_profile
 from agentlink.reports.market import (
+    BedroomSplit,
     MonthFigures,
     PriceBand,
     TypeSplit,
+    by_bedrooms,
     by_type,
     monthly,
     price_bands,
@@ -69,6 +71,7 @@ class MarketAnalysis:
     agents: tuple[Standing, ...]
     agencies: tuple[Standing, ...]
     types: tuple[TypeSplit, ...]
+    bedrooms: tuple[BedroomSplit, ...]
     bands: tuple[PriceBand, ...]
     months: tuple[MonthFigures, ...]  # the TREND_MONTHS months ending with the period
     recent: tuple[Sale, ...]  # the most recent sales of the period, newest first
@@ -132,6 +135,7 @@ def analyse_sales(spec: ReportSpec, sales: Sequence[Sale]) -> MarketAnalysis:
         agents=agents,
         agencies=agencies,
         types=by_type(chosen),
+        bedrooms=by_bedrooms(chosen),
         bands=price_bands(chosen),
         months=monthly(sales, [period.last.shift(-i) for i in range(TREND_MONTHS)][::-1]),
         recent=recent_sales(chosen),

@@ -29,10 +29,16 @@ def money(value: float | None) -> str:
 def money_short(value: float) -> str:
     """``$950k``, ``$1.25m``: for round amounts such as price-band edges."""
     if value >= 1_000_000:
-        return f"${Decimal(str(value)) / 1_000_000:f}".rstrip("0").rstrip(".") + "m"
+        return f"${_trimmed(Decimal(str(value)) / 1_000_000)}m"
     if value >= 1_000:
-        return f"${Decimal(str(value)) / 1_000:f}".rstrip("0").rstrip(".") + "k"
+        return f"${_trimmed(Decimal(str(value)) / 1_000)}k"
     return money(value)
+
+
+def _trimmed(value: Decimal) -> str:
+    """``1.25``, ``2``, ``450``: a decimal without trailing zeros or exponent."""
+    text = f"{value:f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def percent(fraction: Fraction) -> str:

@@ -18,6 +18,7 @@ from agentlink.reports.sales import PropertyType, Sale
 
 RECENT_SALES = 10
 MIN_SALES_FOR_BANDS = 5
+MAX_BEDROOM_ROW = 5  # the last row of the bedrooms table is "5 or more"
 _K = 1_000
 _M = 1_000_000
 PRICE_LADDER = (
@@ -36,6 +37,15 @@ class TypeSplit:
     property_type: PropertyType
     figures: Figures
     share: Fraction
+
+
+@dataclass(frozen=True, slots=True)
+class BedroomSplit:
+    """Sales of homes with ``bedrooms`` bedrooms (``bedrooms`` or more for the last row)."""
+
+    bedrooms: int
+    or_more: bool
+    figures: Figures
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +74,18 @@ def by_type(sales: Sequence[Sale]) -> tuple[TypeSplit, ...]:
         if of_kind:
             splits.append(TypeSplit(kind, Figures.of(of_kind), share(len(of_kind), len(sales))))
     return tuple(splits)
+
+
+def by_bedrooms(sales: Sequence[Sale]) -> tuple[BedroomSplit, ...]:
+    """The period's sales of homes by bedrooms: 1, 2, 3, 4, then 5 or more (land and
+    studios, with no bedroom recorded, are left out); rows without sales are left out."""
+    rows = []
+    for beds in range(1, MAX_BEDROOM_ROW + 1):
+        last = beds == MAX_BEDROOM_ROW
+        chosen = [s for s in sales if s.bedrooms == beds or (last and s.bedrooms > beds)]
+        if chosen:
+            rows.append(BedroomSplit(beds, last, Figures.of(chosen)))
+    return tuple(rows)
 
 
 def band_edges(prices: Sequence[int]) -> tuple[int, ...]:

@@ -29,37 +29,47 @@ class Kpi:
 
     label: str
     value: str
-    change: str  # "+4.1%", "−3 days", or an en dash
+    change: str  # "+4.1%", "−3 days"; empty without a previous period to compare
     versus: str  # "vs 293" or why there is no comparison
 
 
 def kpis(now: Figures, before: Figures) -> tuple[Kpi, ...]:
     """The four headline figures of the overview (and of a profile)."""
     had = before.sales > 0
+    if not had:
+        return tuple(
+            Kpi(label, value, "", "no previous sales")
+            for label, value in (
+                ("Properties sold", f"{now.sales:,}"),
+                ("Median price", money(now.median_price)),
+                ("Sales value", money(now.value)),
+                ("Median days on market", days(now.median_days)),
+            )
+        )
     return (
         Kpi(
             "Properties sold",
             f"{now.sales:,}",
             change_percent(change(now.sales, before.sales)),
-            f"vs {before.sales:,}" if had else "no previous sales",
+            f"vs {before.sales:,}",
         ),
         Kpi(
             "Median price",
             money(now.median_price),
             change_percent(change(now.median_price, before.median_price)),
-            f"vs {money(before.median_price)}" if had else "no previous sales",
+            f"vs {money(before.median_price)}",
         ),
         Kpi(
             "Sales value",
             money(now.value),
             change_percent(change(now.value, before.value)),
-            f"vs {money(before.value)}" if had else "no previous sales",
+            f"vs {money(before.value)}",
         ),
         Kpi(
             "Median days on market",
             days(now.median_days),
             change_days(now.median_days, before.median_days),
-            f"vs {days(before.median_days)}" if had else "no previous sales",
+            f"vs {days(before.median_days)}",
         ),
     )
 

@@ -20,7 +20,7 @@ from agentlink.reports.market import MonthFigures
 from agentlink.reports.periods import Period
 
 WIDTH = 680
-HEIGHT = 200
+HEIGHT = 230
 LEFT = 30  # the properties-sold axis labels
 RIGHT = 52  # the price axis labels
 TOP = 8
