@@ -24,8 +24,9 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from agentlink import errors, metrics
-from agentlink.errors import PermanentJobError, RenderFailedError
+from agentlink.errors import PermanentJobError, RenderFailedError, TransientJobError
 from agentlink.jobs import ReportSpec
+from agentlink.report_settings import BrandSettings, DataSettings
 
 if TYPE_CHECKING:  # the consumer itself never imports WeasyPrint; only its child does
     from agentlink.reports import RenderedReport
@@ -59,17 +60,18 @@ def _die_with_parent() -> None:
     libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
-def _child_main(conn: multiprocessing.connection.Connection, sales_csv: str | None) -> None:
+def _child_main(
+    conn: multiprocessing.connection.Connection, data: DataSettings, brand: BrandSettings
+) -> None:
     """The render process: answer (spec, job_id, generated_at) requests until told to stop."""
     _die_with_parent()
     # Ctrl-C or a SIGTERM to the whole process group is for the consumer, which decides
     # whether the render finishes (graceful shutdown) or is killed.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    from agentlink.reports import make_report
-    from agentlink.reports.sources import CsvSalesSource, sample_source
+    from agentlink.reports import make_report, open_source
 
-    source = CsvSalesSource(Path(sales_csv)) if sales_csv else sample_source()
+    source = open_source(data)
     conn.send(("ready", os.getpid()))
     while True:
         try:
@@ -80,7 +82,9 @@ def _child_main(conn: multiprocessing.connection.Connection, sales_csv: str | No
             return
         spec, job_id, generated_at = request
         try:
-            report = make_report(spec, job_id=job_id, source=source, generated_at=generated_at)
+            report = make_report(
+                spec, job_id=job_id, source=source, generated_at=generated_at, brand=brand
+            )
         except errors.JobError as exc:
             conn.send(("error", type(exc).__name__, str(exc)))
         except Exception as exc:  # noqa: BLE001 - the parent classifies, the child must not die
@@ -95,12 +99,18 @@ class Renderer:
     def __init__(
         self,
         *,
-        sales_csv: Path | None,
         timeout_s: float,
+        data: DataSettings | None = None,
+        brand: BrandSettings | None = None,
+        sales_csv: Path | None = None,
         max_jobs: int = 100,
         max_rss_bytes: int = 1024 * 1024 * 1024,
     ) -> None:
-        self.sales_csv = str(sales_csv) if sales_csv else None
+        # sales_csv is shorthand for data=DataSettings(kind="csv", location=...).
+        if data is None:
+            data = DataSettings(kind="csv", location=str(sales_csv)) if sales_csv else DataSettings()
+        self.data = data
+        self.brand = brand or BrandSettings()
         self.timeout_s = timeout_s
         self.max_jobs = max_jobs
         self.max_rss_bytes = max_rss_bytes
@@ -113,7 +123,10 @@ class Renderer:
     def _start(self) -> multiprocessing.connection.Connection:
         parent, child = self._ctx.Pipe()
         self._process = self._ctx.Process(
-            target=_child_main, args=(child, self.sales_csv), name="agentlink-render", daemon=True
+            target=_child_main,
+            args=(child, self.data, self.brand),
+            name="agentlink-render",
+            daemon=True,
         )
         self._process.start()
         child.close()
@@ -187,7 +200,9 @@ class Renderer:
             return report
         _, name, message = reply
         cls = getattr(errors, name, None)
-        if isinstance(cls, type) and issubclass(cls, PermanentJobError):
+        # Job errors come back as their own class (a data source's 5xx stays transient, a
+        # 4xx permanent); anything else is the render's failure.
+        if isinstance(cls, type) and issubclass(cls, (PermanentJobError, TransientJobError)):
             raise cls(message)
         raise RenderFailedError(message)
 

@@ -92,6 +92,11 @@ class CsvSalesSource:
         return (shared_csv_source, (str(self._path), self._columns, self._label))
 
     @property
+    def path(self) -> str:
+        """The file read."""
+        return str(self._path)
+
+    @property
     def description(self) -> str:
         """How the methodology names this data: the label, or the file's name."""
         return self._label or f"sales export {self._path.name}"
