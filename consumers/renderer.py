@@ -70,8 +70,10 @@ def _child_main(
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     from agentlink.reports import make_report, open_source
+    from agentlink.reports.render import prepare
 
     source = open_source(data)
+    prepare(source)
     conn.send(("ready", os.getpid()))
     while True:
         try:

@@ -29,6 +29,7 @@ from weasyprint import CSS, HTML
 from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import URLFetcher, URLFetcherResponse
 
+from agentlink.errors import JobError
 from agentlink.jobs import Kind, ReportSpec
 from agentlink.report_settings import BrandSettings
 from agentlink.reports import format as fmt
@@ -36,6 +37,7 @@ from agentlink.reports import narrative
 from agentlink.reports.analytics import TREND_MONTHS, MarketAnalysis, Standing, analyse
 from agentlink.reports.brand import Brand, brand_of
 from agentlink.reports.charts import Palette, leaders_chart
+from agentlink.reports.csv_source import CsvSalesSource
 from agentlink.reports.figures import change, share
 from agentlink.reports.highlight import normal
 from agentlink.reports.market import PriceBand
@@ -97,6 +99,16 @@ def make_report(
         period_start=analysis.period.first_day,
         period_end=analysis.period.end,
     )
+
+
+def prepare(source: SalesSource) -> None:
+    """Build what every render shares (templates, stylesheet, fonts) and read a file source
+    now, so that the first report of a fresh render process is as quick as the next."""
+    _environment()
+    _layout_tools()
+    if isinstance(source, CsvSalesSource):
+        with contextlib.suppress(JobError):  # the first job reports a broken file
+            source.load()
 
 
 def _context(
