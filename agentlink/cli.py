@@ -97,10 +97,10 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``agentlink`` console script."""
     args = _parser().parse_args(argv)
-    if args.command == "dropbox":
-        return _dropbox_check()
-    if args.command == "data":
-        return _data_check(args.suburb, args.state)
+    if args.command in {"dropbox", "data"}:  # checks that report their own problems
+        return (
+            _dropbox_check() if args.command == "dropbox" else _data_check(args.suburb, args.state)
+        )
     try:
         settings = Settings.from_env()
         if args.command == "api":

@@ -110,7 +110,9 @@ class Renderer:
     ) -> None:
         # sales_csv is shorthand for data=DataSettings(kind="csv", location=...).
         if data is None:
-            data = DataSettings(kind="csv", location=str(sales_csv)) if sales_csv else DataSettings()
+            data = (
+                DataSettings(kind="csv", location=str(sales_csv)) if sales_csv else DataSettings()
+            )
         self.data = data
         self.brand = brand or BrandSettings()
         self.timeout_s = timeout_s

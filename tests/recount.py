@@ -40,16 +40,26 @@ class Row:
 
 def read_rows(path: Path | str) -> list[Row]:
     """Every row of a CSV in the documented columns (prices as plain whole dollars)."""
-    with open(path, encoding="utf-8-sig", newline="") as file:
-        return [
-            Row(
-                date.fromisoformat(r["sold_date"]), r["address"], r["suburb"], r["state"],
-                r["postcode"], int(r["price"].replace("$", "").replace(",", "")),
-                r["property_type"], int(r["bedrooms"] or 0), int(r["days_on_market"]),
-                r["agent"], r["agency"],
-            )  # fmt: skip
-            for r in csv.DictReader(file)
-        ]
+    with Path(path).open(encoding="utf-8-sig", newline="") as file:
+        return [_row(r) for r in csv.DictReader(file)]
+
+
+def _row(r: dict[str, str]) -> Row:
+    price = int(r["price"].replace("$", "").replace(",", ""))
+    beds = int(r["bedrooms"] or 0)
+    return Row(
+        date.fromisoformat(r["sold_date"]),
+        r["address"],
+        r["suburb"],
+        r["state"],
+        r["postcode"],
+        price,
+        r["property_type"],
+        beds,
+        int(r["days_on_market"]),
+        r["agent"],
+        r["agency"],
+    )
 
 
 def months(day: date) -> int:
@@ -171,11 +181,22 @@ def rank(
         earlier[key(row)] += 1
     order = sorted(
         groups,
-        key=lambda k: (-len(groups[k]), -sum(r.price for r in groups[k]), k[0].casefold(), k[0], k[1]),
+        key=lambda k: (
+            -len(groups[k]),
+            -sum(r.price for r in groups[k]),
+            k[0].casefold(),
+            k[0],
+            k[1],
+        ),
     )
     return [
         Ranked(
-            i, k[0], k[1] or None, len({r.agent for r in groups[k]}), Group.of(groups[k]), earlier[k]
+            i,
+            k[0],
+            k[1] or None,
+            len({r.agent for r in groups[k]}),
+            Group.of(groups[k]),
+            earlier[k],
         )
         for i, k in enumerate(order, start=1)
     ]
@@ -199,7 +220,9 @@ def ranking_numbers(r: Ranked, whole: int, before_total: int) -> str:
 
 
 def in_band(rows: Iterable[Row], low: int | None, high: int | None) -> int:
-    return sum(1 for r in rows if (low is None or r.price >= low) and (high is None or r.price < high))
+    return sum(
+        1 for r in rows if (low is None or r.price >= low) and (high is None or r.price < high)
+    )
 
 
 def amount(text: str) -> int:

@@ -31,7 +31,9 @@ def renderer(endpoint: str) -> Iterator[Renderer]:
 class TestRenderChild:
     """One child, three answers from the endpoint."""
 
-    def test_settings_and_error_classes_cross_the_process_boundary(self, renderer: Renderer) -> None:
+    def test_settings_and_error_classes_cross_the_process_boundary(
+        self, renderer: Renderer
+    ) -> None:
         """503 -> transient, 404 -> permanent, records -> a report in the brand's name."""
         spec = ReportSpec(kind=Kind.AGENTS, suburb="St Kilda", state=AuState.VIC)
         now = datetime.now(UTC)
@@ -39,7 +41,7 @@ class TestRenderChild:
         with pytest.raises(DataSourceUnavailableError, match="answered 503"):
             renderer.render(spec, job_id="c-1", generated_at=now)
         Endpoint.reply = (404, b"no such suburb")
-        with pytest.raises(DataSourceRejectedError, match="answered 404 .*no such suburb"):
+        with pytest.raises(DataSourceRejectedError, match=r"answered 404 .*no such suburb"):
             renderer.render(spec, job_id="c-2", generated_at=now)
         Endpoint.reply = (200, json.dumps([record(), record(agent="Bo Yu")]).encode())
         report = renderer.render(spec, job_id="c-3", generated_at=now)

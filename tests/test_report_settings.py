@@ -12,7 +12,7 @@ from agentlink.report_settings import BrandSettings, DataSettings
 from agentlink.settings import Settings
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 32
-SVG = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10"><rect width="10" height="10"/></svg>'
+SVG = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 9 9"><rect width="9" height="9"/></svg>'
 
 
 def data(**env: str) -> DataSettings:
@@ -35,23 +35,39 @@ class TestDataSource:
         """csv:/path names a file."""
         got = data(AGENTLINK_DATA="csv:/data/sales.csv")
         assert (got.kind, got.location) == ("csv", "/data/sales.csv")
-        assert Settings.from_env({"AGENTLINK_DATA": "csv:/data/sales.csv"}).sales_csv == Path("/data/sales.csv")
+        assert Settings.from_env({"AGENTLINK_DATA": "csv:/data/sales.csv"}).sales_csv == Path(
+            "/data/sales.csv"
+        )
 
     def test_sales_csv_is_an_alias(self) -> None:
         """AGENTLINK_SALES_CSV=path is AGENTLINK_DATA=csv:path, alone or agreeing with it."""
         assert data(AGENTLINK_SALES_CSV="/d/s.csv") == data(AGENTLINK_DATA="csv:/d/s.csv")
-        assert data(AGENTLINK_SALES_CSV="/d/s.csv", AGENTLINK_DATA="csv:/d/s.csv").location == "/d/s.csv"
+        assert (
+            data(AGENTLINK_SALES_CSV="/d/s.csv", AGENTLINK_DATA="csv:/d/s.csv").location
+            == "/d/s.csv"
+        )
 
     def test_alias_and_data_must_agree(self) -> None:
         """Two different sources are refused, naming both variables."""
-        with pytest.raises(ConfigurationError, match="AGENTLINK_SALES_CSV=.*AGENTLINK_DATA=.*disagree"):
+        with pytest.raises(
+            ConfigurationError, match=r"AGENTLINK_SALES_CSV=.*AGENTLINK_DATA=.*disagree"
+        ):
             data(AGENTLINK_SALES_CSV="/a.csv", AGENTLINK_DATA="csv:/b.csv")
 
     def test_http_template(self) -> None:
         """An https URL with {suburb} and {state} (and optionally {start}, {end})."""
         url = "https://crm.example/api/sales?suburb={suburb}&state={state}&from={start}"
-        got = data(AGENTLINK_DATA=url, AGENTLINK_DATA_AUTH_HEADER="Authorization: Bearer abc", AGENTLINK_DATA_TIMEOUT_S="4.5")
-        assert (got.kind, got.location, got.auth_header, got.timeout_s) == ("http", url, ("Authorization", "Bearer abc"), 4.5)
+        got = data(
+            AGENTLINK_DATA=url,
+            AGENTLINK_DATA_AUTH_HEADER="Authorization: Bearer abc",
+            AGENTLINK_DATA_TIMEOUT_S="4.5",
+        )
+        assert (got.kind, got.location, got.auth_header, got.timeout_s) == (
+            "http",
+            url,
+            ("Authorization", "Bearer abc"),
+            4.5,
+        )
         assert "abc" not in repr(got)
 
     @pytest.mark.parametrize(
@@ -67,17 +83,23 @@ class TestDataSource:
     )
     def test_bad_sources(self, value: str, message: str) -> None:
         """Each mistake is named."""
-        with pytest.raises(ConfigurationError, match=message.replace("{", r"\{").replace("}", r"\}")):
+        with pytest.raises(
+            ConfigurationError, match=message.replace("{", r"\{").replace("}", r"\}")
+        ):
             data(AGENTLINK_DATA=value)
 
     def test_column_mapping(self) -> None:
-        """"price=Sale Price, sold_date = Date" maps two columns."""
+        """ "price=Sale Price, sold_date = Date" maps two columns."""
         got = data(AGENTLINK_DATA_COLUMNS="price=Sale Price, sold_date = Date,")
         assert got.columns == (("price", "Sale Price"), ("sold_date", "Date"))
 
     @pytest.mark.parametrize(
         ("value", "message"),
-        [("price", "is not column=Header"), ("cost=Price", "unknown column 'cost'"), ("price=A,price=B", "maps 'price' twice")],
+        [
+            ("price", "is not column=Header"),
+            ("cost=Price", "unknown column 'cost'"),
+            ("price=A,price=B", "maps 'price' twice"),
+        ],
     )
     def test_bad_column_mapping(self, value: str, message: str) -> None:
         """Each mistake is named."""
@@ -103,7 +125,9 @@ class TestBrand:
 
     def test_neutral_default(self) -> None:
         """No setting: AgentLink's own neutral navy and brass, no logo, no contact line."""
-        assert brand() == BrandSettings(name="AgentLink", logo=None, primary="#1f2d3d", accent="#b08d57", contact="")
+        assert brand() == BrandSettings(
+            name="AgentLink", logo=None, primary="#1f2d3d", accent="#b08d57", contact=""
+        )
 
     def test_variables(self, tmp_path: Path) -> None:
         """Each AGENTLINK_BRAND_* variable; #abc colours are written out in full."""
@@ -116,16 +140,25 @@ class TestBrand:
             AGENTLINK_BRAND_ACCENT="#d9a441",
             AGENTLINK_BRAND_CONTACT="02 9977 0000 · harbourco.example",
         )
-        assert got == BrandSettings("Harbour & Co", logo.resolve(), "#00ff33", "#d9a441", "02 9977 0000 · harbourco.example")
+        assert got == BrandSettings(
+            "Harbour & Co", logo.resolve(), "#00ff33", "#d9a441", "02 9977 0000 · harbourco.example"
+        )
         assert pickle.loads(pickle.dumps(got)) == got
 
     def test_toml_file_with_logo_beside_it_and_overrides(self, tmp_path: Path) -> None:
         """The file's logo is found next to the file; a variable overrides the file."""
         (tmp_path / "logo.svg").write_text(SVG)
         toml = tmp_path / "brand.toml"
-        toml.write_text('name = "Harbour & Co"\nlogo = "logo.svg"\nprimary = "#0f3b3a"\naccent = "#d9a441"\n')
+        toml.write_text(
+            'name = "Harbour & Co"\nlogo = "logo.svg"\nprimary = "#0f3b3a"\naccent = "#d9a441"\n'
+        )
         got = brand(AGENTLINK_BRAND_FILE=str(toml), AGENTLINK_BRAND_ACCENT="#aa0000")
-        assert (got.name, got.logo, got.primary, got.accent) == ("Harbour & Co", (tmp_path / "logo.svg").resolve(), "#0f3b3a", "#aa0000")
+        assert (got.name, got.logo, got.primary, got.accent) == (
+            "Harbour & Co",
+            (tmp_path / "logo.svg").resolve(),
+            "#0f3b3a",
+            "#aa0000",
+        )
 
     @pytest.mark.parametrize(
         ("toml", "message"),

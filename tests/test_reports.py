@@ -26,7 +26,14 @@ from agentlink.report_settings import BrandSettings
 from agentlink.reports import RenderedReport, Sale, make_report, sample_source
 from agentlink.reports.analytics import analyse, analyse_sales
 from agentlink.reports.brand import brand_of
-from agentlink.reports.format import change_days, change_percent, money, money_short, percent, signed
+from agentlink.reports.format import (
+    change_days,
+    change_percent,
+    money,
+    money_short,
+    percent,
+    signed,
+)
 from agentlink.reports.narrative import overview_lede
 from agentlink.reports.periods import Month, Period, period_ending
 from agentlink.reports.sales import PropertyType
@@ -44,7 +51,9 @@ def render(
     **fields: object,
 ) -> RenderedReport:
     spec = ReportSpec(kind=kind, suburb=suburb, state=state, **fields)  # type: ignore[arg-type]
-    return make_report(spec, job_id=JOB_ID, source=sample_source(), generated_at=GENERATED_AT, brand=brand)
+    return make_report(
+        spec, job_id=JOB_ID, source=sample_source(), generated_at=GENERATED_AT, brand=brand
+    )
 
 
 def read(report: RenderedReport) -> tuple[pypdf.PdfReader, str]:
@@ -70,7 +79,9 @@ def tiny_png() -> bytes:
     """A valid 2x1 red PNG."""
 
     def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
 
     raw = b"\x00" + b"\xff\x00\x00" * 2
     return (
@@ -108,20 +119,30 @@ class TestDocument:
         reader, _ = read(agents_report)
         assert len(reader.pages) == agents_report.pages >= 4
         assert agents_report.suburb == "Manly"
-        assert (agents_report.period_start, agents_report.period_end) == (date(2025, 11, 1), date(2026, 10, 31))
+        assert (agents_report.period_start, agents_report.period_end) == (
+            date(2025, 11, 1),
+            date(2026, 10, 31),
+        )
 
     def test_bookmarks_per_section(self, agents_report: RenderedReport) -> None:
         """One top-level bookmark per section, in page order."""
         reader, _ = read(agents_report)
         top = [(title, page) for depth, title, page in outline(reader) if depth == 0]
         titles = [title for title, _ in top]
-        assert titles == ["Cover", "Market overview", "Agent rankings", "Marco Chen at a glance", "Recent sales", "About this report"]
+        assert titles == [
+            "Cover",
+            "Market overview",
+            "Agent rankings",
+            "Marco Chen at a glance",
+            "Recent sales",
+            "About this report",
+        ]
         pages = [page for _, page in top]
         assert pages == sorted(pages)
         assert pages[:3] == [1, 2, 3]
 
     def test_running_header_and_footer(self, agents_report: RenderedReport) -> None:
-        """Inner pages carry the brand, the report's title line and "Page X of Y"; the cover none."""
+        """Inner pages carry the brand, the report's title line and "Page X of Y"; not the cover."""
         reader, _ = read(agents_report)
         cover = reader.pages[0].extract_text()
         assert "Page 1 of" not in cover
@@ -208,14 +229,19 @@ class TestHighlight:
         with pytest.raises(HighlightNotFoundError) as caught:
             render(Kind.AGENTS, highlight="Marco Chenn")
         message = str(caught.value)
-        assert message.startswith("highlight 'Marco Chenn': no agent of that name has sales in Manly, NSW in November 2025 – October 2026")
+        assert message.startswith(
+            "highlight 'Marco Chenn': no agent of that name has sales in Manly, NSW in "
+            "November 2025 – October 2026"
+        )
         assert "did you mean Marco Chen" in message
         assert "send the request without highlight" in message
         assert isinstance(caught.value, PermanentJobError)
 
     def test_name_with_earlier_sales_says_when(self) -> None:
         """An agent with sales only before the period is told when the latest was."""
-        with pytest.raises(HighlightNotFoundError, match=r"their latest recorded sale there was on \d+ \w+ 20\d\d"):
+        with pytest.raises(
+            HighlightNotFoundError, match=r"their latest recorded sale there was on \d+ \w+ 20\d\d"
+        ):
             render(Kind.AGENTS, period_months=1, highlight="Tomasz Chen")
 
     def test_absent_highlight_leaves_the_stream_entry_as_before(self) -> None:
@@ -262,11 +288,17 @@ class TestThinAndMissingData:
     def test_suburb_in_another_state_is_suggested(self) -> None:
         """Asking for Manly in VIC points to Manly, NSW."""
         with pytest.raises(NoSalesDataError, match="did you mean Manly, NSW"):
-            analyse(ReportSpec(kind=Kind.AGENTS, suburb="Manly", state=AuState.VIC), sample_source())
+            analyse(
+                ReportSpec(kind=Kind.AGENTS, suburb="Manly", state=AuState.VIC), sample_source()
+            )
 
     def test_empty_period_names_the_period(self) -> None:
         """A known suburb with no sales in the period says which months, and what there is."""
-        with pytest.raises(NoSalesDataError, match="in February 2019 – January 2020 \\(12 months\\); sales on record run from November 2024 to October 2026"):
+        with pytest.raises(
+            NoSalesDataError,
+            match=r"in February 2019 – January 2020 \(12 months\); sales on record run from "
+            "November 2024 to October 2026",
+        ):
             render(Kind.AGENCY, period_end=date(2020, 1, 31))
 
     def test_names_are_escaped(self) -> None:
@@ -282,7 +314,19 @@ class TestThinAndMissingData:
 
 def sale(sold: date = date(2026, 6, 15), *, price: int = 1_000_000, agent: str = "Ann Lee",
          agency: str = "Bluegum Property", days_on_market: int = 20) -> Sale:  # fmt: skip
-    return Sale(sold, "1 High Street", "Testville", AuState.NSW, "2000", price, PropertyType.HOUSE, 3, days_on_market, agent, agency)
+    return Sale(
+        sold,
+        "1 High Street",
+        "Testville",
+        AuState.NSW,
+        "2000",
+        price,
+        PropertyType.HOUSE,
+        3,
+        days_on_market,
+        agent,
+        agency,
+    )
 
 
 class ListSource:
@@ -291,7 +335,9 @@ class ListSource:
     def __init__(self, sales: Sequence[Sale]) -> None:
         self._sales = sales
 
-    def sales(self, suburb: str, state: AuState, start: date | None = None, end: date | None = None) -> Sequence[Sale]:
+    def sales(
+        self, suburb: str, state: AuState, start: date | None = None, end: date | None = None
+    ) -> Sequence[Sale]:
         return [
             s for s in self._sales
             if s.suburb.casefold() == suburb.casefold() and s.state == state
@@ -305,14 +351,28 @@ class TestPeriods:
     @pytest.mark.parametrize(
         ("end", "months", "label", "first", "last"),
         [
-            (date(2026, 10, 24), 12, "November 2025 – October 2026", date(2025, 11, 1), date(2026, 10, 31)),
+            (
+                date(2026, 10, 24),
+                12,
+                "November 2025 – October 2026",
+                date(2025, 11, 1),
+                date(2026, 10, 31),
+            ),
             (date(2026, 2, 1), 1, "February 2026", date(2026, 2, 1), date(2026, 2, 28)),
             (date(2024, 2, 10), 1, "February 2024", date(2024, 2, 1), date(2024, 2, 29)),
             (date(2026, 5, 31), 3, "March – May 2026", date(2026, 3, 1), date(2026, 5, 31)),
-            (date(2026, 1, 31), 13, "January 2025 – January 2026", date(2025, 1, 1), date(2026, 1, 31)),
+            (
+                date(2026, 1, 31),
+                13,
+                "January 2025 – January 2026",
+                date(2025, 1, 1),
+                date(2026, 1, 31),
+            ),
         ],
     )
-    def test_period_ending(self, end: date, months: int, label: str, first: date, last: date) -> None:
+    def test_period_ending(
+        self, end: date, months: int, label: str, first: date, last: date
+    ) -> None:
         """The months ending with the month of ``end``."""
         period = period_ending(end, months)
         assert (period.label, period.first_day, period.end) == (label, first, last)
@@ -329,8 +389,15 @@ class TestPeriods:
     def test_default_period_is_the_month_of_the_latest_sale(self) -> None:
         """A latest sale on 3 March makes the period April – March, March included whole."""
         days = [date(2026, 3, 3), date(2025, 4, 1), date(2025, 3, 31)]
-        a = analyse_sales(ReportSpec(kind=Kind.AGENTS, suburb="Testville", state=AuState.NSW), [sale(d) for d in days])
-        assert (a.period.label, a.current.sales, a.previous.sales) == ("April 2025 – March 2026", 2, 1)
+        a = analyse_sales(
+            ReportSpec(kind=Kind.AGENTS, suburb="Testville", state=AuState.NSW),
+            [sale(d) for d in days],
+        )
+        assert (a.period.label, a.current.sales, a.previous.sales) == (
+            "April 2025 – March 2026",
+            2,
+            1,
+        )
 
 
 class TestFormats:
@@ -338,19 +405,35 @@ class TestFormats:
 
     def test_money(self) -> None:
         """Whole dollars, with cents only when there are some."""
-        assert (money(1_965_000.0), money(1_362_500.5), money(None)) == ("$1,965,000", "$1,362,500.50", "–")
-        assert (money_short(1_250_000), money_short(450_000), money_short(2_000_000)) == ("$1.25m", "$450k", "$2m")
+        assert (money(1_965_000.0), money(1_362_500.5), money(None)) == (
+            "$1,965,000",
+            "$1,362,500.50",
+            "–",
+        )
+        assert (money_short(1_250_000), money_short(450_000), money_short(2_000_000)) == (
+            "$1.25m",
+            "$450k",
+            "$2m",
+        )
 
     def test_percent_rounds_half_up_to_one_decimal(self) -> None:
         """1/16 is 6.25% -> 6.3% (not banker's 6.2%); 1/3 is 33.3%."""
-        assert (percent(Fraction(1, 16)), percent(Fraction(1, 3)), percent(Fraction(1))) == ("6.3%", "33.3%", "100.0%")
+        assert (percent(Fraction(1, 16)), percent(Fraction(1, 3)), percent(Fraction(1))) == (
+            "6.3%",
+            "33.3%",
+            "100.0%",
+        )
 
     def test_changes(self) -> None:
         """A real minus sign; none for zero; days in words."""
         assert change_percent(Fraction(-141, 1000)) == "\u221214.1%"
         assert change_percent(None) == "–"
         assert signed(Decimal("0.0"), "%") == "0.0%"
-        assert (change_days(24, 24), change_days(25, 24), change_days(22.5, 24)) == ("no change", "+1 day", "\u22121.5 days")
+        assert (change_days(24, 24), change_days(25, 24), change_days(22.5, 24)) == (
+            "no change",
+            "+1 day",
+            "\u22121.5 days",
+        )
 
 
 class TestProse:
@@ -359,16 +442,30 @@ class TestProse:
     @pytest.mark.parametrize(
         ("before", "expected"),
         [
-            ([2_000_000, 2_000_000], "That is as many as in the previous 12 months, and the median price held at $2,000,000."),
-            ([1_000_000], "That is 1 more than in the previous 12 months, and the median price rose 100.0% to $2,000,000."),
-            ([3_000_000] * 3, "That is 1 fewer than in the previous 12 months, and the median price fell 33.3% to $2,000,000."),
+            (
+                [2_000_000, 2_000_000],
+                "That is as many as in the previous 12 months, "
+                "and the median price held at $2,000,000.",
+            ),
+            (
+                [1_000_000],
+                "That is 1 more than in the previous 12 months, "
+                "and the median price rose 100.0% to $2,000,000.",
+            ),
+            (
+                [3_000_000] * 3,
+                "That is 1 fewer than in the previous 12 months, "
+                "and the median price fell 33.3% to $2,000,000.",
+            ),
         ],
     )
     def test_direction(self, before: list[int], expected: str) -> None:
         """Same, more, fewer; held, rose, fell."""
         now = [sale(date(2026, 6, 1), price=2_000_000), sale(date(2026, 6, 2), price=2_000_000)]
         earlier = [sale(date(2025, 3, 1 + i), price=p) for i, p in enumerate(before)]
-        a = analyse_sales(ReportSpec(kind=Kind.AGENTS, suburb="Testville", state=AuState.NSW), now + earlier)
+        a = analyse_sales(
+            ReportSpec(kind=Kind.AGENTS, suburb="Testville", state=AuState.NSW), now + earlier
+        )
         assert expected in overview_lede(a)
 
 

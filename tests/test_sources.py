@@ -28,7 +28,10 @@ from agentlink.report_settings import DataSettings
 from agentlink.reports import CsvSalesSource, HttpSalesSource, open_source, sample_source
 from agentlink.reports.sales import PropertyType
 
-HEADER = "sold_date,address,suburb,state,postcode,price,property_type,bedrooms,days_on_market,agent,agency\n"
+HEADER = (
+    "sold_date,address,suburb,state,postcode,price,property_type,bedrooms,days_on_market,"
+    "agent,agency\n"
+)
 ROW = "2026-03-01,1 High Street,Manly,NSW,2095,{price},house,3,20,Ann Lee,Bluegum\n"
 
 
@@ -54,14 +57,20 @@ class TestCsvColumns:
 
     def test_mapping_renames_columns(self, tmp_path: Path) -> None:
         """AGENTLINK_DATA_COLUMNS-style pairs map our column to the export's header."""
-        path = write(tmp_path / "s.csv", HEADER.replace("price", "Sale Price").replace("sold_date", "Date") + ROW.format(price=5))
+        path = write(
+            tmp_path / "s.csv",
+            HEADER.replace("price", "Sale Price").replace("sold_date", "Date")
+            + ROW.format(price=5),
+        )
         source = CsvSalesSource(path, columns=[("price", "Sale Price"), ("sold_date", "Date")])
         assert [s.price for s in source.sales("manly", AuState.NSW)] == [5]
 
     def test_missing_columns_are_named(self, tmp_path: Path) -> None:
         """A header without price and agency says so, on line 1, with the mapping hint."""
         path = write(tmp_path / "s.csv", HEADER.replace(",price", "").replace(",agency", "") + "\n")
-        with pytest.raises(DataSourceRejectedError, match=r"line 1: the header lacks price, agency; map"):
+        with pytest.raises(
+            DataSourceRejectedError, match=r"line 1: the header lacks price, agency; map"
+        ):
             CsvSalesSource(path).load()
 
     def test_missing_mapped_column_names_the_mapping(self, tmp_path: Path) -> None:
@@ -76,7 +85,12 @@ class TestCsvValues:
 
     @pytest.mark.parametrize(
         ("written", "price"),
-        [("$1,250,000", 1250000), ("1250000", 1250000), ("1,250,000.00", 1250000), ("A$ 950,000", 950000)],
+        [
+            ("$1,250,000", 1250000),
+            ("1250000", 1250000),
+            ("1,250,000.00", 1250000),
+            ("A$ 950,000", 950000),
+        ],
     )
     def test_prices(self, tmp_path: Path, written: str, price: int) -> None:
         """Dollar signs, thousands separators and zero cents are fine."""
@@ -87,7 +101,8 @@ class TestCsvValues:
         """1/3/2026 is 1 March; "Apartment" is a unit; postcode 800 is 0800; blank beds are 0."""
         path = write(
             tmp_path / "s.csv",
-            HEADER + "1/3/2026,1 Cavenagh St,Darwin City,nt,800,500000,Apartment,,30,Jo Tan,Top End\n",
+            HEADER
+            + "1/3/2026,1 Cavenagh St,Darwin City,nt,800,500000,Apartment,,30,Jo Tan,Top End\n",
         )
         [sale] = CsvSalesSource(path).sales("Darwin City", AuState.NT)
         assert (sale.sold_date, sale.property_type, sale.postcode, sale.bedrooms) == (
@@ -166,7 +181,9 @@ class TestCsvReload:
 
     def test_missing_file_is_transient(self, tmp_path: Path) -> None:
         """No file (yet) may be a deployment in progress: a retryable error naming it."""
-        with pytest.raises(DataSourceUnavailableError, match=re.escape(str(tmp_path / "nope.csv"))) as caught:
+        with pytest.raises(
+            DataSourceUnavailableError, match=re.escape(str(tmp_path / "nope.csv"))
+        ) as caught:
             CsvSalesSource(tmp_path / "nope.csv").sales("Manly", AuState.NSW)
         assert isinstance(caught.value, TransientJobError)
 
@@ -177,7 +194,9 @@ class TestCsvReload:
     def test_open_source_for_csv_settings(self, tmp_path: Path) -> None:
         """AGENTLINK_DATA=csv:… gives the shared CSV source with its mapping and label."""
         path = write(tmp_path / "s.csv", HEADER.replace("price", "Amount") + ROW.format(price=3))
-        data = DataSettings(kind="csv", location=str(path), columns=(("price", "Amount"),), label="CRM export")
+        data = DataSettings(
+            kind="csv", location=str(path), columns=(("price", "Amount"),), label="CRM export"
+        )
         source = open_source(data)
         assert source is open_source(data)
         assert [s.price for s in source.sales("Manly", AuState.NSW)] == [3]
@@ -234,7 +253,9 @@ def endpoint() -> Iterator[str]:
 
 
 def source_at(base: str, path: str = "/sales", **kwargs: Any) -> HttpSalesSource:
-    return HttpSalesSource(f"{base}{path}?suburb={{suburb}}&state={{state}}&from={{start}}", **kwargs)
+    return HttpSalesSource(
+        f"{base}{path}?suburb={{suburb}}&state={{state}}&from={{start}}", **kwargs
+    )
 
 
 class TestHttpGood:
@@ -242,10 +263,16 @@ class TestHttpGood:
 
     def test_array_answer_with_quoted_placeholders_and_auth(self, endpoint: str) -> None:
         """The suburb is URL-encoded; the auth header is sent; extra fields are ignored."""
-        Endpoint.reply = (200, json.dumps([record(), record(price=1_000_000, sold_date="2026-01-05")]).encode())
+        Endpoint.reply = (
+            200,
+            json.dumps([record(), record(price=1_000_000, sold_date="2026-01-05")]).encode(),
+        )
         source = source_at(endpoint, auth_header=("Authorization", "Bearer s3cret"))
         sales = source.sales("st  kilda", AuState.VIC, start=date(2026, 1, 1))
-        assert [(s.sold_date, s.price) for s in sales] == [(date(2026, 1, 5), 1_000_000), (date(2026, 3, 1), 900_000)]
+        assert [(s.sold_date, s.price) for s in sales] == [
+            (date(2026, 1, 5), 1_000_000),
+            (date(2026, 3, 1), 900_000),
+        ]
         path, headers = Endpoint.seen[0]
         assert path == "/sales?suburb=st%20kilda&state=VIC&from=2026-01-01"
         assert headers["Authorization"] == "Bearer s3cret"
@@ -254,7 +281,9 @@ class TestHttpGood:
         """{"sales": [...]} works; other suburbs and dates out of range are dropped."""
         body = {"sales": [record(), record(suburb="Elsewhere"), record(sold_date="2025-01-01")]}
         Endpoint.reply = (200, json.dumps(body).encode())
-        sales = source_at(endpoint).sales("St Kilda", AuState.VIC, start=date(2026, 1, 1), end=date(2026, 12, 31))
+        sales = source_at(endpoint).sales(
+            "St Kilda", AuState.VIC, start=date(2026, 1, 1), end=date(2026, 12, 31)
+        )
         assert len(sales) == 1
 
     def test_pickled_source_fetches_too(self, endpoint: str) -> None:
@@ -272,10 +301,14 @@ class TestHttpErrors:
     def test_server_trouble_is_transient(self, endpoint: str, status: int) -> None:
         """The job will be retried."""
         Endpoint.reply = (status, b"{}")
-        with pytest.raises(DataSourceUnavailableError, match=f"answered {status} .* for St Kilda, VIC$"):
+        with pytest.raises(
+            DataSourceUnavailableError, match=f"answered {status} .* for St Kilda, VIC$"
+        ):
             source_at(endpoint).sales("St Kilda", AuState.VIC)
 
-    @pytest.mark.parametrize(("status", "hint"), [(404, ""), (400, ""), (401, " (check AGENTLINK_DATA_AUTH_HEADER)")])
+    @pytest.mark.parametrize(
+        ("status", "hint"), [(404, ""), (400, ""), (401, " (check AGENTLINK_DATA_AUTH_HEADER)")]
+    )
     def test_client_errors_are_permanent(self, endpoint: str, status: int, hint: str) -> None:
         """The job fails with the status, the body's start and, for 401, a hint."""
         Endpoint.reply = (status, b'{"error": "no such suburb"}')
@@ -296,7 +329,9 @@ class TestHttpErrors:
     def test_invalid_payload_is_permanent(self, endpoint: str, body: bytes, detail: str) -> None:
         """msgspec's message names the field at fault."""
         Endpoint.reply = (200, body)
-        with pytest.raises(DataSourceRejectedError, match="sent invalid sales data for St Kilda, VIC: ") as caught:
+        with pytest.raises(
+            DataSourceRejectedError, match="sent invalid sales data for St Kilda, VIC: "
+        ) as caught:
             source_at(endpoint).sales("St Kilda", AuState.VIC)
         assert detail.lower() in str(caught.value).lower()
 
@@ -308,6 +343,8 @@ class TestHttpErrors:
     def test_refused_connection_is_transient(self, endpoint: str) -> None:
         """Nothing listening: retried later; the message names host and path, not the query."""
         dead = HttpSalesSource("http://127.0.0.1:9/sales?key=SECRET&suburb={suburb}&state={state}")
-        with pytest.raises(DataSourceUnavailableError, match=r"cannot reach the sales endpoint 127.0.0.1/sales") as caught:
+        with pytest.raises(
+            DataSourceUnavailableError, match=r"cannot reach the sales endpoint 127.0.0.1/sales"
+        ) as caught:
             dead.sales("St Kilda", AuState.VIC)
         assert "SECRET" not in str(caught.value)

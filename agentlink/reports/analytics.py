@@ -154,9 +154,7 @@ def analyse_sales(spec: ReportSpec, sales: Sequence[Sale]) -> MarketAnalysis:
 _GroupKey = Callable[[Sale], tuple[str, str | None]]
 
 
-def _rank(
-    chosen: Sequence[Sale], before: Sequence[Sale], key: _GroupKey
-) -> tuple[Standing, ...]:
+def _rank(chosen: Sequence[Sale], before: Sequence[Sale], key: _GroupKey) -> tuple[Standing, ...]:
     groups: defaultdict[tuple[str, str | None], list[Sale]] = defaultdict(list)
     earlier: defaultdict[tuple[str, str | None], list[Sale]] = defaultdict(list)
     for sale in chosen:

@@ -74,7 +74,6 @@ def _luminance(colour: str) -> float:
 def _mix(colour: str, other: str, amount: float) -> str:
     """``amount`` of ``colour`` over ``other``."""
     mixed = (
-        round(a * amount + b * (1 - amount))
-        for a, b in zip(_rgb(colour), _rgb(other), strict=True)
+        round(a * amount + b * (1 - amount)) for a, b in zip(_rgb(colour), _rgb(other), strict=True)
     )
     return "#" + "".join(f"{v:02x}" for v in mixed)

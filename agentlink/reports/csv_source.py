@@ -126,21 +126,22 @@ class CsvSalesSource:
 
     def _current(self) -> CsvContents:
         version = self._version()
-        contents = self._contents
-        if contents is not None and (contents.version == version or self._failed == version):
-            return contents
+        last_good = self._contents
+        if last_good is not None and version in (last_good.version, self._failed):
+            return last_good
         try:
             contents = self._parse(version)
         except (DataSourceRejectedError, DataSourceUnavailableError) as exc:
-            if self._contents is None:
+            if last_good is None:
                 raise
-            self._failed = version
-            log.error("sales_source.reload_failed", path=str(self._path), error=str(exc))
-            return self._contents
-        if self._contents is not None:
-            log.info("sales_source.reloaded", path=str(self._path), rows=contents.rows)
-        self._contents, self._failed = contents, None
-        return contents
+            self._failed, problem = version, str(exc)
+        else:
+            if last_good is not None:
+                log.info("sales_source.reloaded", path=str(self._path), rows=contents.rows)
+            self._contents, self._failed = contents, None
+            return contents
+        log.error("sales_source.reload_failed", path=str(self._path), error=problem)
+        return last_good
 
     def _version(self) -> _Version:
         if not isinstance(self._path, Path):
@@ -194,7 +195,9 @@ class CsvSalesSource:
                 raise DataSourceUnavailableError(
                     f"cannot read the sales file {self._path}: {exc.strerror or exc}"
                 ) from exc
-            raise DataSourceRejectedError(f"sales file {self._path} is not UTF-8 CSV: {exc}") from exc
+            raise DataSourceRejectedError(
+                f"sales file {self._path} is not UTF-8 CSV: {exc}"
+            ) from exc
         if invalid:
             more = f"; and {invalid - len(problems)} more" if invalid > len(problems) else ""
             noun = "row" if invalid == 1 else "rows"
@@ -260,9 +263,7 @@ def _date(value: str) -> date:
         # Database exports may append a time ("2026-03-01 00:00:00"); the day is what counts.
         return date.fromisoformat(value[:10] if len(value) > 10 else value)
     except ValueError:
-        raise _CellError(
-            "sold_date", f"{value!r} is not a date (2026-03-01 or 1/3/2026)"
-        ) from None
+        raise _CellError("sold_date", f"{value!r} is not a date (2026-03-01 or 1/3/2026)") from None
 
 
 def _text(column: str, value: str) -> str:

@@ -48,10 +48,11 @@ def percent(fraction: Fraction) -> str:
 
 def signed(value: Decimal | float, suffix: str = "") -> str:
     """``+4.1%``, ``−3 days``: a change with its sign (none for zero)."""
+    # The magnitude of zero too: rounding can leave a "-0.0".
+    magnitude = value.copy_abs() if isinstance(value, Decimal) else abs(value)
     if value == 0:
-        return f"{_number(abs(value))}{suffix}"  # abs: rounding can leave a "-0.0"
-    sign = "+" if value > 0 else MINUS
-    return f"{sign}{_number(abs(value))}{suffix}"
+        return f"{_number(magnitude)}{suffix}"
+    return f"{'+' if value > 0 else MINUS}{_number(magnitude)}{suffix}"
 
 
 def change_percent(fraction: Fraction | None) -> str:

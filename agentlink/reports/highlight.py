@@ -76,7 +76,16 @@ def find_profile(
     wanted = normal(highlight)
     rows = tuple(row for row in standings if normal(row.name) == wanted)
     if not rows:
-        raise HighlightNotFoundError(_not_found(highlight, kind, standings, history, place, period))
+        raise HighlightNotFoundError(
+            _not_found(
+                highlight,
+                kind=kind,
+                standings=standings,
+                history=history,
+                place=place,
+                period=period,
+            )
+        )
 
     def named(sale: Sale) -> str:
         return sale.agent if kind is Kind.AGENTS else sale.agency
@@ -106,6 +115,7 @@ def find_profile(
 
 def _not_found(
     highlight: str,
+    *,
     kind: Kind,
     standings: Sequence[Standing],
     history: Sequence[Sale],

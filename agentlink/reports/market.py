@@ -8,6 +8,7 @@ $1.75m"). A band includes its lower bound and excludes its upper one.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -107,7 +108,7 @@ def price_bands(sales: Sequence[Sale]) -> tuple[PriceBand, ...]:
     if not edges:
         return ()
     bounds: list[tuple[int | None, int | None]] = [(None, edges[0])]
-    bounds += list(zip(edges, edges[1:], strict=False))
+    bounds += list(itertools.pairwise(edges))
     bounds.append((edges[-1], None))
     bands = []
     for low, high in bounds:

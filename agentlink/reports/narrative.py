@@ -86,7 +86,8 @@ def overview_lede(a: MarketAnalysis) -> str:
             text += f"That is as many as in the previous {period.length}"
         else:
             more = "more" if now.sales > before.sales else "fewer"
-            text += f"That is {abs(now.sales - before.sales):,} {more} than in the previous {period.length}"
+            gap = abs(now.sales - before.sales)
+            text += f"That is {gap:,} {more} than in the previous {period.length}"
         text += f", and the median price {_moved(now.median_price, before.median_price)}. "
     else:
         text += f"No sales were recorded in the previous {period.length}, so nothing to compare. "
@@ -169,5 +170,7 @@ def _moved(now: float | None, before: float | None) -> str:
 
 
 def _ordinal(number: int) -> str:
-    suffix = "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+    suffix = (
+        "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+    )
     return f"{number}{suffix}"

@@ -77,10 +77,18 @@ def make_report(
     kind = Kind(spec.kind)  # a Struct built in code (not decoded) may hold a plain str
     analysis = analyse(spec, source)
     look = brand_of(brand or BrandSettings())
-    title = f"{'Agents' if kind is Kind.AGENTS else 'Agency'} report — {analysis.suburb}, {analysis.state}"
-    html = _environment().get_template("report.html").render(
-        _context(analysis, kind, look, title, job_id, generated_at, describe(source))
+    noun = "Agents" if kind is Kind.AGENTS else "Agency"
+    title = f"{noun} report — {analysis.suburb}, {analysis.state}"
+    context = _context(
+        analysis,
+        kind=kind,
+        brand=look,
+        title=title,
+        job_id=job_id,
+        generated_at=generated_at,
+        source=describe(source),
     )
+    html = _environment().get_template("report.html").render(context)
     stylesheet, fonts, fetcher = _layout_tools()
     with _collector_paused():
         document = HTML(string=html, url_fetcher=fetcher).render(
@@ -113,6 +121,7 @@ def prepare(source: SalesSource) -> None:
 
 def _context(
     a: MarketAnalysis,
+    *,
     kind: Kind,
     brand: Brand,
     title: str,
@@ -126,7 +135,10 @@ def _context(
     wanted = normal(a.profile.name) if a.profile else None
 
     def marked(sale: Sale) -> bool:
-        return wanted is not None and normal(sale.agent if kind is Kind.AGENTS else sale.agency) == wanted
+        return (
+            wanted is not None
+            and normal(sale.agent if kind is Kind.AGENTS else sale.agency) == wanted
+        )
 
     chart = ""
     if len(standings) >= MIN_ROWS_FOR_CHART:

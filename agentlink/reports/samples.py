@@ -45,16 +45,22 @@ class Sample:
 
 def samples() -> list[Sample]:
     """The reports ``make samples`` renders."""
-    nsw, wa = AuState.NSW, AuState.WA
+    agents, agency, nsw, wa = Kind.AGENTS, Kind.AGENCY, AuState.NSW, AuState.WA
     return [
-        Sample("manly-agents", ReportSpec(kind=Kind.AGENTS, suburb="Manly", state=nsw, highlight="Marco Chen")),
-        Sample("manly-agency", ReportSpec(kind=Kind.AGENCY, suburb="Manly", state=nsw, highlight="Coastline Property")),
-        Sample("fremantle-agents", ReportSpec(kind=Kind.AGENTS, suburb="Fremantle", state=wa)),
-        Sample("fremantle-agency", ReportSpec(kind=Kind.AGENCY, suburb="Fremantle", state=wa)),
-        Sample("coral-bay-agents", ReportSpec(kind=Kind.AGENTS, suburb="Coral Bay", state=wa)),
-        Sample("coral-bay-agency", ReportSpec(kind=Kind.AGENCY, suburb="Coral Bay", state=wa)),
-        Sample("manly-agents-branded", ReportSpec(kind=Kind.AGENTS, suburb="Manly", state=nsw, highlight="Marco Chen"), branded=True),
-    ]  # fmt: skip
+        Sample("manly-agents", _spec(agents, "Manly", nsw, "Marco Chen")),
+        Sample("manly-agency", _spec(agency, "Manly", nsw, "Coastline Property")),
+        Sample("fremantle-agents", _spec(agents, "Fremantle", wa)),
+        Sample("fremantle-agency", _spec(agency, "Fremantle", wa)),
+        Sample("coral-bay-agents", _spec(agents, "Coral Bay", wa)),
+        Sample("coral-bay-agency", _spec(agency, "Coral Bay", wa)),
+        Sample("manly-agents-branded", _spec(agents, "Manly", nsw, "Marco Chen"), branded=True),
+    ]
+
+
+def _spec(kind: Kind, suburb: str, state: AuState, highlight: str = "") -> ReportSpec:
+    if highlight:
+        return ReportSpec(kind=kind, suburb=suburb, state=state, highlight=highlight)
+    return ReportSpec(kind=kind, suburb=suburb, state=state)
 
 
 def demo_brand(folder: Path) -> BrandSettings:

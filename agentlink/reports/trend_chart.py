@@ -49,12 +49,12 @@ def trend_chart(months: Sequence[MonthFigures], period: Period, palette: Palette
                 f'<line x1="{LEFT}" y1="{y:.1f}" x2="{WIDTH - RIGHT}" y2="{y:.1f}" '
                 f'stroke="{GRID}" stroke-width="0.8"/>'
             )
-        labels.append(_label(0, LEFT - 6, y, str(tick), "right"))
+        labels.append(_label(0, LEFT - 6, y, str(tick), align="right"))
     count = round((high - low) / price_step)
     for i in range(count + 1):
         price = low + price_step * i
         y = base - plot_h * (price - low) / (high - low)
-        labels.append(_label(WIDTH - RIGHT + 6, RIGHT - 6, y, money_short(price), "left"))
+        labels.append(_label(WIDTH - RIGHT + 6, RIGHT - 6, y, money_short(price), align="left"))
     points: list[tuple[float, float] | None] = []
     for index, month in enumerate(months):
         x = LEFT + slot * index
@@ -72,9 +72,11 @@ def trend_chart(months: Sequence[MonthFigures], period: Period, palette: Palette
         else:
             y = base - plot_h * (figures.median_price - low) / (high - low)
             points.append((x + slot / 2, y))
-        labels.append(_label(x, slot, base + 9, month.month.short, "center"))
+        labels.append(_label(x, slot, base + 9, month.month.short, align="center"))
         if month.month.month == 1 or index == 0:
-            labels.append(_label(x, 40, base + 20, str(month.month.year), "left", "year"))
+            labels.append(
+                _label(x, 40, base + 20, str(month.month.year), align="left", kind="year")
+            )
     shapes.append(
         f'<line x1="{LEFT}" y1="{base}" x2="{WIDTH - RIGHT}" y2="{base}" '
         f'stroke="{AXIS}" stroke-width="0.8"/>'
@@ -85,13 +87,10 @@ def trend_chart(months: Sequence[MonthFigures], period: Period, palette: Palette
         f'width="{WIDTH}" height="{HEIGHT}" role="img">'
         f"<title>Properties sold and median price per month</title>{''.join(shapes)}</svg>"
     )
-    return (
-        f"{_legend(palette, period)}"
-        f'<div class="plot">{svg}{"".join(labels)}</div>'
-    )
+    return f'{_legend(palette, period)}<div class="plot">{svg}{"".join(labels)}</div>'
 
 
-def _label(x: float, width: float, y: float, text: str, align: str, kind: str = "") -> str:
+def _label(x: float, width: float, y: float, text: str, *, align: str, kind: str = "") -> str:
     """A label ``width`` units wide from ``x``, its middle at height ``y``."""
     left = 100 * x / WIDTH
     span = 100 * width / WIDTH
@@ -107,7 +106,7 @@ def _sales_step(top: int) -> int:
     for step in (1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000):
         if top / step <= 5:
             return step
-    return 10 ** math.ceil(math.log10(max(top, 1) / 5))
+    return int(10 ** math.ceil(math.log10(max(top, 1) / 5)))
 
 
 def _price_scale(prices: Sequence[float]) -> tuple[float, float, float]:
