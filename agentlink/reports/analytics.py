@@ -35,7 +35,7 @@ from agentlink.reports.market import (
     price_bands,
     recent_sales,
 )
-from agentlink.reports.periods import Month, Period, period_ending
+from agentlink.reports.periods import Period, period_ending
 from agentlink.reports.sales import Sale, SalesSource, SuburbDirectory
 
 TREND_MONTHS = 24
@@ -200,4 +200,4 @@ def _unknown_suburb_message(spec: ReportSpec, source: SalesSource) -> str:
     return message
 
 
-__all__ = ["TREND_MONTHS", "MarketAnalysis", "Month", "Standing", "analyse", "analyse_sales"]
+__all__ = ["TREND_MONTHS", "MarketAnalysis", "Standing", "analyse", "analyse_sales"]

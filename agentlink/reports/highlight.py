@@ -138,5 +138,5 @@ def _not_found(
     names = {normal(row.name): row.name for row in standings}
     close = difflib.get_close_matches(wanted, list(names), n=3, cutoff=0.6)
     if close:
-        message += f"; did you mean {' or '.join(names[name] for name in close)}?"
-    return message + "; send the request without highlight for the report without a profile"
+        message += f" (did you mean {' or '.join(names[name] for name in close)}?)"
+    return message + "; send the request without highlight for a report without a profile"
