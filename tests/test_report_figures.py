@@ -326,18 +326,14 @@ class TestRecentSales:
     """The ten most recent sales of the period, newest first."""
 
     def test_rows(self, rendered: Rendered) -> None:
-        """Date, price, days on market and who sold it, for each, in order."""
+        """Date, price, days on market and the agent (or agency), for each, in order."""
         _, now, _ = now_and_before(rendered)
         newest = sorted(now, key=lambda x: (-x.sold.toordinal(), x.address, x.agent))[:10]
         text = rendered.text.split("Recent sales")[-1]
         at = 0
         for sale in newest:
-            first, second = (
-                (sale.agent, sale.agency)
-                if rendered.case.kind is Kind.AGENTS
-                else (sale.agency, sale.agent)
-            )
-            expected = f"{rc.money(sale.price)} {sale.dom} {first} {second}"
+            who = sale.agent if rendered.case.kind is Kind.AGENTS else sale.agency
+            expected = f"{rc.money(sale.price)} {sale.dom} {who}"
             found = text.find(expected, at)
             assert found >= at, expected
             assert f"{sale.sold.day} {sale.sold:%b %Y}" in text[max(0, found - 80) : found]

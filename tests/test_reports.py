@@ -152,6 +152,18 @@ class TestDocument:
             assert "Manly NSW · Agents report · November 2025 – October 2026" in text
             assert text.startswith("AgentLink") or "\nAgentLink" in text or "AgentLink " in text
 
+    def test_ranking_header_repeats_on_every_page_of_the_table(
+        self, agents_report: RenderedReport
+    ) -> None:
+        """The ranking spans two pages; both start the table with its header row."""
+        reader, _ = read(agents_report)
+        pages = [" ".join(p.extract_text().split()) for p in reader.pages]
+        holding = [text for text in pages if " Marco Chen Tallowwood Realty Manly " in text or
+                   " Manly, all agents 305 " in text]  # fmt: skip
+        assert len(holding) == 2
+        for text in holding:
+            assert "RANK AGENT AGENCY PROPERTIES SOLD CHANGE IN SALES SHARE OF SALES" in text
+
     def test_only_the_shipped_typeface_is_embedded(self, agency_report: RenderedReport) -> None:
         """Inter, in the weights the stylesheet uses; no system fallback font."""
         reader, _ = read(agency_report)
