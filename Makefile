@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format bench chaos busy-suite image-check clean
+.PHONY: demo test lint format bench chaos busy-suite samples image-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,9 @@ format: $(STAMP)
 bench: $(STAMP)  ## render and throughput benchmarks (minutes; not part of make test)
 	$(BIN)/python -m bench.render
 
+samples: $(STAMP)  ## render both reports for three suburbs into samples/, with a PNG of every page
+	$(BIN)/python -m agentlink.reports.samples --out samples
+
 chaos: $(STAMP)  ## kill -9 workers and Redis under load, count lost and duplicated jobs
 	$(BIN)/python -m bench.chaos
 
@@ -44,4 +47,4 @@ image-check:  ## ops/Dockerfile's install steps in a fresh venv, then imports an
 	$(PYTHON) ops/image_check.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache reports
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache reports samples

@@ -146,14 +146,32 @@ def _parser() -> argparse.ArgumentParser:
     dropbox_sub.add_parser(
         "check", help=check_help, description=check_help[0].upper() + check_help[1:] + "."
     )
+    data = sub.add_parser(
+        "data",
+        help="the sales data source (AGENTLINK_DATA)",
+        description="The sales data the reports are made from: the bundled sample, a CSV "
+        "file or an HTTP endpoint, chosen by AGENTLINK_DATA.",
+    )
+    data_sub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    data_check = data_sub.add_parser(
+        "check",
+        help="read and validate the configured source, print its rows, date range and "
+        "suburbs; exit 0 if reports can use it, 1 naming the problem",
+        description="Read and validate the configured sales source and print what it holds "
+        "(rows, date range, suburbs); exit 0 if reports can use it, 1 naming the problem.",
+    )
+    data_check.add_argument("--suburb", help="also summarise this suburb (needed for HTTP)")
+    data_check.add_argument("--state", help="the suburb's state, e.g. NSW")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``agentlink`` console script."""
     args = _parser().parse_args(argv)
-    if args.command == "dropbox":
-        return _dropbox_check()
+    if args.command in {"dropbox", "data"}:  # checks that report their own problems
+        return (
+            _dropbox_check() if args.command == "dropbox" else _data_check(args.suburb, args.state)
+        )
     try:
         settings = Settings.from_env()
         if args.command == "api":
@@ -351,6 +369,28 @@ def _dlq_replay(letters: DeadLetters, dead_id: str | None, *, replay_all: bool) 
         print(f"agentlink: no dead letter {dead_id}", file=sys.stderr)
         return 1
     print(f"replayed {dead_id} as entry {new_id}")
+    return 0
+
+
+def _data_check(suburb: str | None, state: str | None) -> int:
+    """``agentlink data check``: exit 0 if the source is usable, 1 naming the problem."""
+    from agentlink.jobs import AuState
+    from agentlink.reports.check import check_lines
+
+    try:
+        settings = Settings.from_env()
+        wanted = AuState(state.strip().upper()) if state else None
+        if (suburb is None) != (wanted is None):
+            raise ConfigurationError("--suburb and --state go together")
+        for line in check_lines(settings.data, suburb, wanted):
+            print(line)
+    except ValueError:
+        print(f"agentlink data check: --state must be one of {', '.join(AuState)}")
+        return 1
+    except AgentLinkError as exc:
+        print(f"agentlink data check: FAIL: {exc}")
+        return 1
+    print("ok: reports can use this data")
     return 0
 
 

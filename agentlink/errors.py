@@ -15,11 +15,13 @@ the branch an error sits on::
         ├── PermanentJobError       retrying cannot help: the job fails now
         │   ├── InvalidJobError     the stream entry cannot be decoded / unknown version
         │   ├── NoSalesDataError    the suburb has no sales in the period
+        │   ├── DataSourceRejectedError  the data source refused the request or sent bad data
+        │   ├── HighlightNotFoundError   the requested highlight has no sales in the period
         │   ├── StorageRejectedError the storage refused the file for good (bad path, full)
         │   └── UnexpectedJobError  any exception outside this tree (a bug, data the code
         │                           cannot handle): retrying would only repeat it
         └── TransientJobError       may work next time: retried with backoff
-            ├── DataSourceUnavailableError
+            ├── DataSourceUnavailableError  timeout, network error, 5xx/429, unreadable file
             ├── StorageUnavailableError   5xx, 429, network, timeouts
             └── RenderFailedError         the render crashed or ran out of time
 
@@ -79,6 +81,14 @@ class InvalidJobError(PermanentJobError):
 
 class NoSalesDataError(PermanentJobError):
     """The suburb has no recorded sales in the requested period."""
+
+
+class DataSourceRejectedError(PermanentJobError):
+    """The sales data source refused the request (HTTP 4xx) or its data is invalid."""
+
+
+class HighlightNotFoundError(PermanentJobError):
+    """The request's ``highlight`` names no agent or agency with sales in the period."""
 
 
 class StorageRejectedError(PermanentJobError):

@@ -58,6 +58,7 @@ Suburb = Annotated[str, msgspec.Meta(min_length=1, max_length=80)]
 PeriodMonths = Annotated[int, msgspec.Meta(ge=1, le=60)]
 CallbackUrl = Annotated[str, msgspec.Meta(min_length=1, max_length=2048)]
 RequestId = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
+Highlight = Annotated[str, msgspec.Meta(min_length=1, max_length=120)]
 
 
 PERIOD_END_FLOOR = date(2000, 1, 1)
@@ -96,6 +97,9 @@ class ReportRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     callback_url: CallbackUrl | None = None
     # The client's idempotency key, when it sends none in the Idempotency-Key header.
     request_id: RequestId | None = None
+    # The requesting agent (agents report) or agency (agency report), matched without
+    # regard to case: its row is highlighted and a profile follows the ranking.
+    highlight: Highlight | None = None
 
 
 class ReportSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -107,6 +111,9 @@ class ReportSpec(msgspec.Struct, frozen=True, kw_only=True):
     period_months: int = 12
     period_end: date | None = None
     callback_url: str | None = None
+    # UNSET (not None) when absent: the encoded spec, and so the stream entry and the
+    # idempotency hash of a request without a highlight, stay what they were before it.
+    highlight: str | msgspec.UnsetType = msgspec.UNSET
 
 
 class JobResult(msgspec.Struct, kw_only=True):

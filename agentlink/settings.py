@@ -18,6 +18,7 @@ from typing import Literal, TypeVar
 
 from agentlink.errors import ConfigurationError
 from agentlink.redaction import url_password
+from agentlink.report_settings import BrandSettings, DataSettings, brand_from_env, data_from_env
 
 StorageKind = Literal["local", "dropbox"]
 LogFormat = Literal["auto", "json", "console"]
@@ -129,7 +130,9 @@ class Settings:
     dropbox_timeout_s: float = 60.0
     dropbox_max_retries: int = 2
     dropbox_max_rate_limit_retries: int = 1
-    sales_csv: Path | None = None
+    # Where sales come from and whose brand the reports carry (agentlink/report_settings.py).
+    data: DataSettings = field(default_factory=DataSettings)
+    brand: BrandSettings = field(default_factory=BrandSettings)
     lease_s: float = 15.0
     max_deliveries: int = 5
     max_attempts: int = 5
@@ -180,7 +183,6 @@ class Settings:
         """Read the settings from ``env`` (default: the process environment)."""
         env = os.environ if env is None else env
         metrics_port = _int(env, "AGENTLINK_METRICS_PORT", 0, minimum=0)
-        sales_csv = env.get("AGENTLINK_SALES_CSV", "").strip()
         name = env.get("AGENTLINK_CONSUMER_NAME", "").strip() or socket.gethostname()
         keys = _list(env, "AGENTLINK_API_KEYS")
         prefix = env.get("AGENTLINK_KEY_PREFIX", "").strip() or "agentlink"
@@ -207,7 +209,8 @@ class Settings:
             dropbox_timeout_s=_float(env, "AGENTLINK_DROPBOX_TIMEOUT_S", 60.0, minimum=1.0),
             dropbox_max_retries=_int(env, "AGENTLINK_DROPBOX_MAX_RETRIES", 2),
             dropbox_max_rate_limit_retries=_int(env, "AGENTLINK_DROPBOX_MAX_RATE_LIMIT_RETRIES", 1),
-            sales_csv=Path(sales_csv) if sales_csv else None,
+            data=data_from_env(env),
+            brand=brand_from_env(env),
             lease_s=_float(env, "AGENTLINK_LEASE_S", 15.0, minimum=1.0),
             max_deliveries=_int(env, "AGENTLINK_MAX_DELIVERIES", 5, minimum=1),
             max_attempts=_int(env, "AGENTLINK_MAX_ATTEMPTS", 5, minimum=1),
@@ -350,6 +353,11 @@ class Settings:
     def auth_required(self) -> bool:
         """True when requests need an API key (``AGENTLINK_API_KEYS`` or operator keys set)."""
         return bool(self.api_keys or self.operator_keys)
+
+    @property
+    def sales_csv(self) -> Path | None:
+        """The sales CSV, when ``AGENTLINK_DATA`` (or ``AGENTLINK_SALES_CSV``) names one."""
+        return Path(self.data.location) if self.data.kind == "csv" else None
 
     @property
     def lease_ms(self) -> int:

@@ -29,6 +29,7 @@ import structlog
 from agentlink import errors
 from agentlink.errors import ConfigurationError, JobError, RenderFailedError, UnexpectedJobError
 from agentlink.jobs import ReportSpec
+from agentlink.report_settings import BrandSettings, DataSettings
 from consumers import metrics
 
 if TYPE_CHECKING:  # the consumer itself never imports WeasyPrint; only its child does
@@ -63,7 +64,9 @@ def _die_with_parent() -> None:
     libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
-def _child_main(conn: multiprocessing.connection.Connection, sales_csv: str | None) -> None:
+def _child_main(
+    conn: multiprocessing.connection.Connection, data: DataSettings, brand: BrandSettings
+) -> None:
     """The render process: answer (spec, job_id, generated_at) requests until told to stop.
 
     Replies: ``("ok", report)``, or ``("error", class name, message, traceback)`` where the
@@ -75,15 +78,15 @@ def _child_main(conn: multiprocessing.connection.Connection, sales_csv: str | No
     # whether the render finishes (graceful shutdown) or is killed.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    from agentlink.reports import make_report
-    from agentlink.reports.sources import CsvSalesSource, sample_source
+    from agentlink.reports import make_report, open_source
+    from agentlink.reports.render import prepare
 
-    source = CsvSalesSource(Path(sales_csv)) if sales_csv else sample_source()
+    source = open_source(data)
     try:
-        # Parsed before "ready": a malformed sales file stops the worker at start, naming
-        # the file and line, instead of failing every job; and no job pays for the parse.
-        source.load()
-    except errors.ConfigurationError as exc:
+        # Read before "ready": a missing or malformed sales file stops the worker at start,
+        # naming the file and line, instead of failing every job; and no job pays for it.
+        prepare(source)
+    except (errors.ConfigurationError, errors.JobError) as exc:
         conn.send(("config", str(exc)))
         return
     conn.send(("ready", os.getpid()))
@@ -96,7 +99,9 @@ def _child_main(conn: multiprocessing.connection.Connection, sales_csv: str | No
             return
         spec, job_id, generated_at = request
         try:
-            report = make_report(spec, job_id=job_id, source=source, generated_at=generated_at)
+            report = make_report(
+                spec, job_id=job_id, source=source, generated_at=generated_at, brand=brand
+            )
         except errors.JobError as exc:
             conn.send(("error", type(exc).__name__, str(exc), ""))
         except Exception as exc:  # noqa: BLE001 - the parent classifies, the child must not die
@@ -112,12 +117,20 @@ class Renderer:
     def __init__(
         self,
         *,
-        sales_csv: Path | None,
         timeout_s: float,
+        data: DataSettings | None = None,
+        brand: BrandSettings | None = None,
+        sales_csv: Path | None = None,
         max_jobs: int = 100,
         max_rss_bytes: int = 1024 * 1024 * 1024,
     ) -> None:
-        self.sales_csv = str(sales_csv) if sales_csv else None
+        # sales_csv is shorthand for data=DataSettings(kind="csv", location=...).
+        if data is None:
+            data = (
+                DataSettings(kind="csv", location=str(sales_csv)) if sales_csv else DataSettings()
+            )
+        self.data = data
+        self.brand = brand or BrandSettings()
         self.timeout_s = timeout_s
         self.max_jobs = max_jobs
         self.max_rss_bytes = max_rss_bytes
@@ -130,7 +143,10 @@ class Renderer:
     def _start(self) -> multiprocessing.connection.Connection:
         parent, child = self._ctx.Pipe()
         self._process = self._ctx.Process(
-            target=_child_main, args=(child, self.sales_csv), name="agentlink-render", daemon=True
+            target=_child_main,
+            args=(child, self.data, self.brand),
+            name="agentlink-render",
+            daemon=True,
         )
         try:
             self._process.start()

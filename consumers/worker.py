@@ -48,7 +48,8 @@ class Consumer(StreamMember):
         )
         self.lease = LeaseKeeper(self.queue, lease_s=settings.lease_s, report_jobs=True)
         self.renderer = Renderer(
-            sales_csv=settings.sales_csv,
+            data=settings.data,
+            brand=settings.brand,
             timeout_s=settings.render_timeout_s,
             max_jobs=settings.render_max_jobs,
             max_rss_bytes=settings.render_max_rss_mb * 1024 * 1024,

@@ -87,6 +87,7 @@ class TestDocument:
             "period_end",
             "callback_url",
             "request_id",
+            "highlight",
         }
         make = body["content"]["application/json"]["examples"]["make"]["value"]
         assert make["callback_url"].startswith("https://hook.")

@@ -139,7 +139,8 @@ class TestOnlyTransientErrorsAreRetried:
         consumer = processes.consumer(settings, AGENTLINK_SALES_CSV=str(sales))
         assert consumer.wait(60) == 2
         log = processes.log("consumer-1")
-        assert f"{sales}: line 2: sold_date" in log
+        assert f"sales file {sales}" in log
+        assert "line 2, column sold_date" in log
 
 
 class KeyErrorStorage:

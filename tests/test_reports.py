@@ -1,74 +1,100 @@
-"""Reports end to end: the PDFs, the figures behind them, the chart and the data source.
+"""Reports end to end: the PDF as a document (metadata, pages, fonts, brand, highlight,
+thin and missing data), and the pieces that write its figures (periods, formats, prose).
 
-The figures in the PDF are checked against a recomputation from the raw CSV rows with the
-``csv`` and ``statistics`` modules, not against the project's own analytics.
+Every figure of the reports is recounted from raw rows in test_report_figures.py.
 """
 
 from __future__ import annotations
 
-import csv
 import io
-import pickle
-import re
-import statistics
-import xml.etree.ElementTree as ET
-from collections import defaultdict
+import struct
+import zlib
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from fractions import Fraction
 from importlib import resources
 from pathlib import Path
 
+import msgspec
 import pypdf
 import pytest
 
-from agentlink.errors import ConfigurationError, NoSalesDataError, PermanentJobError
-from agentlink.jobs import AuState, Kind, ReportSpec
-from agentlink.reports import CsvSalesSource, RenderedReport, Sale, make_report, sample_source
-from agentlink.reports.analytics import Standing, analyse, analyse_sales, months_before
-from agentlink.reports.charts import leaders_chart
-from agentlink.reports.sources import PropertyType
+from agentlink.errors import HighlightNotFoundError, NoSalesDataError, PermanentJobError
+from agentlink.jobs import AuState, Kind, ReportSpec, entry_fields
+from agentlink.report_settings import BrandSettings
+from agentlink.reports import RenderedReport, Sale, make_report, sample_source
+from agentlink.reports.analytics import analyse, analyse_sales
+from agentlink.reports.brand import brand_of
+from agentlink.reports.format import (
+    change_days,
+    change_percent,
+    money,
+    money_short,
+    percent,
+    signed,
+)
+from agentlink.reports.narrative import overview_lede
+from agentlink.reports.periods import Month, Period, period_ending
+from agentlink.reports.sales import PropertyType
 
-SHIPPED = resources.files("agentlink.reports") / "data" / "sample_sales.csv"
 JOB_ID = "01JTESTJOB0000000000000000"
 GENERATED_AT = datetime(2026, 11, 3, 9, 30, tzinfo=UTC)
 
 
-def render(kind: Kind, suburb: str = "Manly", period_end: date | None = None) -> RenderedReport:
-    wanted = ReportSpec(kind=kind, suburb=suburb, state=AuState.NSW, period_end=period_end)
-    return make_report(wanted, job_id=JOB_ID, source=sample_source(), generated_at=GENERATED_AT)
-
-
-def pdf_text(report: RenderedReport) -> tuple[pypdf.PdfReader, str]:
-    reader = pypdf.PdfReader(io.BytesIO(report.pdf))
-    return reader, "\n".join(page.extract_text() for page in reader.pages)
-
-
-def manly_rows_last_12_months() -> list[dict[str, str]]:
-    """Manly's sales in the 12 months to its latest sale, straight from the CSV."""
-    with SHIPPED.open("r", encoding="utf-8") as file:
-        rows = [r for r in csv.DictReader(file) if (r["suburb"], r["state"]) == ("Manly", "NSW")]
-    end = max(date.fromisoformat(r["sold_date"]) for r in rows)
-    start = end.replace(year=end.year - 1)
-    return [r for r in rows if start < date.fromisoformat(r["sold_date"]) <= end]
-
-
-def leader(rows: list[dict[str, str]], key: str) -> tuple[tuple[str, ...], list[dict[str, str]]]:
-    """The group of rows with most sales, then highest total, then first name."""
-    groups: defaultdict[tuple[str, ...], list[dict[str, str]]] = defaultdict(list)
-    for row in rows:
-        groups[(row["agent"], row["agency"]) if key == "agent" else (row["agency"],)].append(row)
-    return min(
-        groups.items(), key=lambda g: (-len(g[1]), -sum(int(r["price"]) for r in g[1]), g[0])
+def render(
+    kind: Kind = Kind.AGENTS,
+    suburb: str = "Manly",
+    state: AuState = AuState.NSW,
+    *,
+    brand: BrandSettings | None = None,
+    **fields: object,
+) -> RenderedReport:
+    spec = ReportSpec(kind=kind, suburb=suburb, state=state, **fields)  # type: ignore[arg-type]
+    return make_report(
+        spec, job_id=JOB_ID, source=sample_source(), generated_at=GENERATED_AT, brand=brand
     )
 
 
-def dollars(value: float) -> str:
-    return f"${value:,.0f}"
+def read(report: RenderedReport) -> tuple[pypdf.PdfReader, str]:
+    reader = pypdf.PdfReader(io.BytesIO(report.pdf))
+    return reader, " ".join("\n".join(p.extract_text() for p in reader.pages).split())
+
+
+def outline(reader: pypdf.PdfReader) -> list[tuple[int, str, int]]:
+    found: list[tuple[int, str, int]] = []
+
+    def walk(items: Sequence[object], depth: int) -> None:
+        for item in items:
+            if isinstance(item, list):
+                walk(item, depth + 1)
+            else:
+                found.append((depth, item.title, reader.get_destination_page_number(item) + 1))  # type: ignore[attr-defined]
+
+    walk(reader.outline, 0)
+    return found
+
+
+def tiny_png() -> bytes:
+    """A valid 2x1 red PNG."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
+
+    raw = b"\x00" + b"\xff\x00\x00" * 2
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", 2, 1, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
 
 
 @pytest.fixture(scope="module")
 def agents_report() -> RenderedReport:
-    return render(Kind.AGENTS, suburb="manly")
+    return render(Kind.AGENTS, "manly", highlight="Marco Chen")
 
 
 @pytest.fixture(scope="module")
@@ -76,131 +102,243 @@ def agency_report() -> RenderedReport:
     return render(Kind.AGENCY)
 
 
-class TestAgentsReport:
-    """The Manly agents report, read back with pypdf."""
+class TestDocument:
+    """Metadata, outline, page furniture and the typeface."""
 
-    def test_page_count_matches(self, agents_report: RenderedReport) -> None:
-        """RenderedReport.pages is the PDF's page count, and the report has a cover and more."""
-        reader, _ = pdf_text(agents_report)
-        assert len(reader.pages) == agents_report.pages >= 3
-
-    def test_top_agent_row_matches_the_raw_data(self, agents_report: RenderedReport) -> None:
-        """The leader's name, agency, sales, share and median price are the CSV's."""
-        rows = manly_rows_last_12_months()
-        (agent, agency), theirs = leader(rows, "agent")
-        median = statistics.median(int(r["price"]) for r in theirs)
-        share = f"{len(theirs) / len(rows):.1%}"
-        _, text = pdf_text(agents_report)
-        assert f"1 {agent} {agency} {len(theirs)} {share} {dollars(median)}" in text
-
-    def test_title_uses_the_data_spelling(self, agents_report: RenderedReport) -> None:
-        """A request for "manly" is titled "Manly, NSW"."""
-        assert agents_report.title == "Agents report — Manly, NSW"
-        assert agents_report.suburb == "Manly"
-
-    def test_period_is_the_twelve_months_to_the_latest_sale(
-        self, agents_report: RenderedReport
-    ) -> None:
-        """Without an end date the period ends on Manly's latest sale."""
-        latest = max(date.fromisoformat(r["sold_date"]) for r in manly_rows_last_12_months())
-        assert agents_report.period_end == latest
-        assert agents_report.period_start == latest.replace(year=latest.year - 1) + timedelta(1)
-
-    def test_metadata(self, agents_report: RenderedReport) -> None:
-        """Title, author and job id are in the PDF's document information."""
-        reader, _ = pdf_text(agents_report)
+    def test_metadata_carries_the_job_id_not_the_pages(self, agents_report: RenderedReport) -> None:
+        """Title, author (the brand), /jobid in the document info; the id on no page."""
+        reader, text = read(agents_report)
         assert reader.metadata is not None
-        assert reader.metadata.title == "Agents report — Manly, NSW"
+        assert reader.metadata.title == agents_report.title == "Agents report — Manly, NSW"
         assert reader.metadata.author == "AgentLink"
         assert str(reader.metadata["/jobid"]) == JOB_ID
+        assert JOB_ID not in text
 
-    def test_pages_are_numbered_and_headed(self, agents_report: RenderedReport) -> None:
-        """Inner pages carry the running title and "Page X of Y"."""
-        reader, _ = pdf_text(agents_report)
-        second = reader.pages[1].extract_text()
-        assert f"Page 2 of {agents_report.pages}" in second
-        assert "Agents report — Manly, NSW" in second
-
-
-class TestAgencyReport:
-    """The Manly agency report, read back with pypdf."""
-
-    def test_page_count_matches(self, agency_report: RenderedReport) -> None:
-        """RenderedReport.pages is the PDF's page count."""
-        reader, _ = pdf_text(agency_report)
-        assert len(reader.pages) == agency_report.pages >= 3
-
-    def test_top_agency_row_matches_the_raw_data(self, agency_report: RenderedReport) -> None:
-        """The leading agency's agents, sales, share and median price are the CSV's."""
-        rows = manly_rows_last_12_months()
-        (agency,), theirs = leader(rows, "agency")
-        agents = len({r["agent"] for r in theirs})
-        median = statistics.median(int(r["price"]) for r in theirs)
-        share = f"{len(theirs) / len(rows):.1%}"
-        _, text = pdf_text(agency_report)
-        assert f"1 {agency} {agents} {len(theirs)} {share} {dollars(median)}" in text
-
-    def test_metadata(self, agency_report: RenderedReport) -> None:
-        """The title names the agency report; the job id is present."""
-        reader, _ = pdf_text(agency_report)
-        assert reader.metadata is not None
-        assert reader.metadata.title == agency_report.title == "Agency report — Manly, NSW"
-        assert str(reader.metadata["/jobid"]) == JOB_ID
-
-    def test_names_are_escaped_in_the_html(self) -> None:
-        """Markup in a name is printed as text, not interpreted."""
-        sales = [sale(agency="Smith <b>& Co</b>", agent="Al <i>")] * 3
-        report = make_report(
-            ReportSpec(kind=Kind.AGENCY, suburb="Testville", state=AuState.NSW),
-            job_id=JOB_ID,
-            source=ListSource(sales),
-            generated_at=GENERATED_AT,
+    def test_pages_count_and_data_spelling(self, agents_report: RenderedReport) -> None:
+        """RenderedReport.pages is the PDF's page count; "manly" is reported as "Manly"."""
+        reader, _ = read(agents_report)
+        assert len(reader.pages) == agents_report.pages >= 4
+        assert agents_report.suburb == "Manly"
+        assert (agents_report.period_start, agents_report.period_end) == (
+            date(2025, 11, 1),
+            date(2026, 10, 31),
         )
-        _, text = pdf_text(report)
-        assert "1 Smith <b>& Co</b> 1 3 100.0%" in text  # the ranking table row
+
+    def test_bookmarks_per_section(self, agents_report: RenderedReport) -> None:
+        """One top-level bookmark per section, in page order."""
+        reader, _ = read(agents_report)
+        top = [(title, page) for depth, title, page in outline(reader) if depth == 0]
+        titles = [title for title, _ in top]
+        assert titles == [
+            "Cover",
+            "Market overview",
+            "Agent rankings",
+            "Marco Chen at a glance",
+            "Recent sales",
+            "About this report",
+        ]
+        pages = [page for _, page in top]
+        assert pages == sorted(pages)
+        assert pages[:3] == [1, 2, 3]
+
+    def test_running_header_and_footer(self, agents_report: RenderedReport) -> None:
+        """Inner pages carry the brand, the report's title line and "Page X of Y"; not the cover."""
+        reader, _ = read(agents_report)
+        cover = reader.pages[0].extract_text()
+        assert "Page 1 of" not in cover
+        for number, page in enumerate(reader.pages[1:], start=2):
+            text = page.extract_text()
+            assert f"Page {number} of {agents_report.pages}" in text
+            assert "Manly NSW · Agents report · November 2025 – October 2026" in text
+            assert text.startswith("AgentLink") or "\nAgentLink" in text or "AgentLink " in text
+
+    def test_ranking_header_repeats_on_every_page_of_the_table(
+        self, agents_report: RenderedReport
+    ) -> None:
+        """The ranking spans two pages; both start the table with its header row."""
+        reader, _ = read(agents_report)
+        pages = [" ".join(p.extract_text().split()) for p in reader.pages]
+        holding = [text for text in pages if " Marco Chen Tallowwood Realty Manly " in text or
+                   " Manly, all agents 305 " in text]  # fmt: skip
+        assert len(holding) == 2
+        for text in holding:
+            assert "RANK AGENT AGENCY PROPERTIES SOLD CHANGE IN SALES SHARE OF SALES" in text
+
+    def test_only_the_shipped_typeface_is_embedded(self, agency_report: RenderedReport) -> None:
+        """Inter, in the weights the stylesheet uses; no system fallback font."""
+        reader, _ = read(agency_report)
+        fonts = {
+            str(font.get_object()["/BaseFont"]).split("+", 1)[1]
+            for page in reader.pages
+            for font in (page["/Resources"].get("/Font") or {}).values()
+        }
+        assert fonts == {"Inter", "Inter-Medium", "Inter-Semi-Bold"}
+
+    def test_typeface_ships_with_its_licence(self) -> None:
+        """The OFL text sits beside the font files."""
+        fonts = resources.files("agentlink.reports") / "fonts"
+        assert "SIL OPEN FONT LICENSE Version 1.1" in (fonts / "OFL.txt").read_text("utf-8")
+        assert (fonts / "Inter-Regular.otf").read_bytes()[:4] == b"OTTO"
 
 
-class TestNoData:
-    """Reports that cannot be made fail permanently, with a message a person can act on."""
+@pytest.fixture(scope="module")
+def branded(tmp_path_factory: pytest.TempPathFactory) -> RenderedReport:
+    logo = tmp_path_factory.mktemp("brand") / "logo.png"
+    logo.write_bytes(tiny_png())
+    brand = BrandSettings(
+        name="Harbour & Co Property", logo=logo, primary="#0f3b3a", accent="#d9a441",
+        contact="02 9977 0000 · hello@harbourco.example",
+    )  # fmt: skip
+    return render(Kind.AGENCY, brand=brand)
+
+
+class TestBrand:
+    """The agency's name, logo, colours and contact line."""
+
+    def test_name_contact_and_author(self, branded: RenderedReport) -> None:
+        """The brand prepares the report, heads the pages, signs the footer and the metadata."""
+        reader, text = read(branded)
+        assert "Prepared by Harbour & Co Property" in text
+        assert reader.metadata is not None
+        assert reader.metadata.author == "Harbour & Co Property"
+        second = reader.pages[1].extract_text()
+        assert "Harbour & Co Property" in second
+        assert "02 9977 0000 · hello@harbourco.example" in second
+        assert "Prepared by AgentLink" not in text
+
+    def test_logo_replaces_the_wordmark(self, branded: RenderedReport) -> None:
+        """The cover draws the logo image (the name is then not written as text there)."""
+        reader, _ = read(branded)
+        cover = reader.pages[0]
+        assert cover["/Resources"].get("/XObject")
+        assert not cover.extract_text().startswith("Harbour & Co Property")
+
+    def test_readable_text_on_any_primary_colour(self) -> None:
+        """White on dark primaries, ink on light ones; a pale accent is darkened for text."""
+        assert brand_of(BrandSettings(primary="#0f3b3a")).on_primary == "#ffffff"
+        assert brand_of(BrandSettings(primary="#f5e663")).on_primary == "#1b2430"
+        assert brand_of(BrandSettings(accent="#ffee99")).accent_ink != "#ffee99"
+        assert brand_of(BrandSettings(accent="#7a1f1f")).accent_ink == "#7a1f1f"
+
+
+class TestHighlight:
+    """The request's highlight: found case-insensitively, or a clear failure."""
+
+    def test_cover_names_the_presenter(self, agents_report: RenderedReport) -> None:
+        """The highlighted agent presents the report, with their agency."""
+        _, text = read(agents_report)
+        assert "Presented by Marco Chen, Tallowwood Realty Manly" in text
+
+    def test_row_outside_the_top_ten_joins_the_chart(self) -> None:
+        """Rank 14 is drawn after the leaders, behind a break."""
+        _, text = read(render(Kind.AGENTS, highlight="matilda FRASER"))
+        assert "10. Harper Clarke" in text
+        assert "… 14. Matilda Fraser Kestrel Real Estate 5 · 1.6%" in text
+        assert "11. Imogen Wilson" not in text
+
+    def test_unknown_name_fails_with_suggestions(self) -> None:
+        """A misspelt agent is a permanent failure that suggests the name."""
+        with pytest.raises(HighlightNotFoundError) as caught:
+            render(Kind.AGENTS, highlight="Marco Chenn")
+        message = str(caught.value)
+        assert message.startswith(
+            "highlight 'Marco Chenn': no agent of that name has sales in Manly, NSW in "
+            "November 2025 – October 2026"
+        )
+        assert "did you mean Marco Chen" in message
+        assert "send the request without highlight" in message
+        assert isinstance(caught.value, PermanentJobError)
+
+    def test_name_with_earlier_sales_says_when(self) -> None:
+        """An agent with sales only before the period is told when the latest was."""
+        with pytest.raises(
+            HighlightNotFoundError, match=r"their latest recorded sale there was on \d+ \w+ 20\d\d"
+        ):
+            render(Kind.AGENTS, period_months=1, highlight="Tomasz Chen")
+
+    def test_absent_highlight_leaves_the_stream_entry_as_before(self) -> None:
+        """Without a highlight the encoded spec has no highlight key (same payload and hash)."""
+        plain = ReportSpec(kind=Kind.AGENTS, suburb="Manly", state=AuState.NSW)
+        assert "highlight" not in msgspec.json.decode(entry_fields("j", plain, "t")["payload"])
+        marked = ReportSpec(kind=Kind.AGENTS, suburb="Manly", state=AuState.NSW, highlight="Ann")
+        assert msgspec.json.decode(entry_fields("j", marked, "t")["payload"])["highlight"] == "Ann"
+
+
+class TestThinAndMissingData:
+    """One sale gives an honest short report; no sales a clear failure."""
+
+    def test_one_sale(self) -> None:
+        """Coral Bay: a three-page report, no chart, no bands, no changes, right plurals."""
+        report = render(Kind.AGENCY, "Coral Bay", AuState.WA)
+        _, text = read(report)
+        assert report.pages == 3
+        assert "1 property sold in Coral Bay in August 2025 – July 2026 (12 months)" in text
+        assert "No sales were recorded in the previous 12 months" in text
+        assert "too few for a price distribution" in text
+        assert "1 agency with sales" in text
+        assert "The one sale recorded in Coral Bay in the period." in text
+        assert "1. " not in text  # no leaders chart for a single row
+
+    def test_one_month_period_is_a_calendar_month(self) -> None:
+        """period_months=1 ending 28 February 2026 is February 2026: 1 month, every day of it."""
+        report = render(Kind.AGENTS, period_months=1, period_end=date(2026, 2, 28))
+        _, text = read(report)
+        assert (report.period_start, report.period_end) == (date(2026, 2, 1), date(2026, 2, 28))
+        assert "February 2026 · 1 month " in text
+        assert "1 months" not in text
 
     def test_unknown_suburb(self) -> None:
         """A suburb with no sales at all is named in the error."""
         with pytest.raises(NoSalesDataError, match=r"^no sales recorded for Nowhere, NSW$"):
-            render(Kind.AGENTS, suburb="Nowhere")
+            render(Kind.AGENTS, "Nowhere")
 
     def test_misspelt_suburb_gets_a_suggestion(self) -> None:
         """A near miss in the same state suggests the right spelling."""
         with pytest.raises(NoSalesDataError, match="did you mean Manly, NSW"):
-            render(Kind.AGENTS, suburb="Manli")
+            render(Kind.AGENTS, "Manli")
 
     def test_suburb_in_another_state_is_suggested(self) -> None:
         """Asking for Manly in VIC points to Manly, NSW."""
-        spec = ReportSpec(kind=Kind.AGENTS, suburb="Manly", state=AuState.VIC)
         with pytest.raises(NoSalesDataError, match="did you mean Manly, NSW"):
-            analyse(spec, sample_source())
+            analyse(
+                ReportSpec(kind=Kind.AGENTS, suburb="Manly", state=AuState.VIC), sample_source()
+            )
 
     def test_empty_period_names_the_period(self) -> None:
-        """A known suburb with no sales in the period says which period."""
+        """A known suburb with no sales in the period says which months, and what there is."""
         with pytest.raises(
-            NoSalesDataError, match="from 1 February 2019 to 31 January 2020"
-        ) as caught:
+            NoSalesDataError,
+            match=r"in February 2019 – January 2020 \(12 months\); sales on record run from "
+            "November 2024 to October 2026",
+        ):
             render(Kind.AGENCY, period_end=date(2020, 1, 31))
-        assert isinstance(caught.value, PermanentJobError)
+
+    def test_names_are_escaped(self) -> None:
+        """Markup in a name is printed as text, not interpreted."""
+        sales = [sale(agency="Smith <b>& Co</b>", agent="Al <i>")] * 3
+        report = make_report(
+            ReportSpec(kind=Kind.AGENCY, suburb="Testville", state=AuState.NSW),
+            job_id=JOB_ID, source=ListSource(sales), generated_at=GENERATED_AT,
+        )  # fmt: skip
+        _, text = read(report)
+        assert "1 Smith <b>& Co</b> 1 3 – 100.0%" in text
 
 
-def sale(
-    sold: date = date(2026, 6, 15),
-    *,
-    price: int = 1_000_000,
-    agent: str = "Ann Lee",
-    agency: str = "Bluegum Property",
-    days_on_market: int = 20,
-    suburb: str = "Testville",
-) -> Sale:
+def sale(sold: date = date(2026, 6, 15), *, price: int = 1_000_000, agent: str = "Ann Lee",
+         agency: str = "Bluegum Property", days_on_market: int = 20) -> Sale:  # fmt: skip
     return Sale(
-        sold, "1 High Street", suburb, AuState.NSW, "2000", price, PropertyType.HOUSE, 3,
-        days_on_market, agent, agency,
-    )  # fmt: skip
+        sold,
+        "1 High Street",
+        "Testville",
+        AuState.NSW,
+        "2000",
+        price,
+        PropertyType.HOUSE,
+        3,
+        days_on_market,
+        agent,
+        agency,
+    )
 
 
 class ListSource:
@@ -213,170 +351,136 @@ class ListSource:
         self, suburb: str, state: AuState, start: date | None = None, end: date | None = None
     ) -> Sequence[Sale]:
         return [
-            s
-            for s in self._sales
-            if s.suburb.casefold() == suburb.casefold()
-            and s.state == state
-            and (start is None or s.sold_date >= start)
-            and (end is None or s.sold_date <= end)
-        ]
+            s for s in self._sales
+            if s.suburb.casefold() == suburb.casefold() and s.state == state
+            and (start is None or s.sold_date >= start) and (end is None or s.sold_date <= end)
+        ]  # fmt: skip
 
 
-def spec(period_months: int = 12, period_end: date | None = None) -> ReportSpec:
-    return ReportSpec(
-        kind=Kind.AGENTS,
-        suburb="Testville",
-        state=AuState.NSW,
-        period_months=period_months,
-        period_end=period_end,
+class TestPeriods:
+    """Whole calendar months, named as people name them."""
+
+    @pytest.mark.parametrize(
+        ("end", "months", "label", "first", "last"),
+        [
+            (
+                date(2026, 10, 24),
+                12,
+                "November 2025 – October 2026",
+                date(2025, 11, 1),
+                date(2026, 10, 31),
+            ),
+            (date(2026, 2, 1), 1, "February 2026", date(2026, 2, 1), date(2026, 2, 28)),
+            (date(2024, 2, 10), 1, "February 2024", date(2024, 2, 1), date(2024, 2, 29)),
+            (date(2026, 5, 31), 3, "March – May 2026", date(2026, 3, 1), date(2026, 5, 31)),
+            (
+                date(2026, 1, 31),
+                13,
+                "January 2025 – January 2026",
+                date(2025, 1, 1),
+                date(2026, 1, 31),
+            ),
+        ],
     )
+    def test_period_ending(
+        self, end: date, months: int, label: str, first: date, last: date
+    ) -> None:
+        """The months ending with the month of ``end``."""
+        period = period_ending(end, months)
+        assert (period.label, period.first_day, period.end) == (label, first, last)
+        assert period.length == ("1 month" if months == 1 else f"{months} months")
 
+    def test_previous_period_and_membership(self) -> None:
+        """The previous period abuts; days on either edge fall on the right side."""
+        period = Period(Month(2026, 10), 12)
+        assert period.previous == Period(Month(2025, 10), 12)
+        assert date(2025, 11, 1) in period
+        assert date(2025, 10, 31) not in period
+        assert date(2025, 10, 31) in period.previous
 
-class TestAnalytics:
-    """Ranking order, period boundaries and medians on hand-made sales."""
-
-    def test_ties_break_on_total_then_name(self) -> None:
-        """Equal counts rank by total sold, then alphabetically."""
-        sales = [
-            sale(agent="Cy Zed", price=500_000),
-            sale(agent="Cy Zed", price=500_000),
-            sale(agent="Bo Yu", price=900_000),
-            sale(agent="Bo Yu", price=900_000),
-            sale(agent="Al Ax", price=500_000),
-            sale(agent="Al Ax", price=500_000),
-            sale(agent="Di Oh", price=9_000_000),
-        ]
-        ranked = analyse_sales(spec(), sales).agents
-        assert [(r.rank, r.name) for r in ranked] == [
-            (1, "Bo Yu"),
-            (2, "Al Ax"),
-            (3, "Cy Zed"),
-            (4, "Di Oh"),
-        ]
-
-    def test_same_name_at_two_agencies_is_two_agents(self) -> None:
-        """An agent is a name at an agency; the agency report counts agencies."""
-        sales = [sale(agency="North"), sale(agency="South"), sale(agency="South")]
-        analysis = analyse_sales(spec(), sales)
-        assert [(r.name, r.agency, r.sales) for r in analysis.agents] == [
-            ("Ann Lee", "South", 2),
-            ("Ann Lee", "North", 1),
-        ]
-        assert [(r.name, r.agents) for r in analysis.agencies] == [("South", 1), ("North", 1)]
-
-    def test_period_start_is_exclusive_and_end_inclusive(self) -> None:
-        """One month to 31 March: 28 Feb out, 1 and 31 March in, 1 April out."""
-        days = [date(2026, 2, 28), date(2026, 3, 1), date(2026, 3, 31), date(2026, 4, 1)]
-        analysis = analyse(
-            spec(period_months=1, period_end=date(2026, 3, 31)),
-            ListSource([sale(day) for day in days]),
+    def test_default_period_is_the_month_of_the_latest_sale(self) -> None:
+        """A latest sale on 3 March makes the period April – March, March included whole."""
+        days = [date(2026, 3, 3), date(2025, 4, 1), date(2025, 3, 31)]
+        a = analyse_sales(
+            ReportSpec(kind=Kind.AGENTS, suburb="Testville", state=AuState.NSW),
+            [sale(d) for d in days],
         )
-        assert analysis.summary.sales == 2
-        assert analysis.summary.period.first_day == date(2026, 3, 1)
-
-    def test_default_period_ends_on_the_latest_sale(self) -> None:
-        """Twelve months back from the latest sale: that same day a year earlier is out."""
-        days = [date(2026, 6, 15), date(2025, 6, 16), date(2025, 6, 15)]
-        summary = analyse_sales(spec(), [sale(day) for day in days]).summary
-        assert (summary.period.end, summary.sales) == (date(2026, 6, 15), 2)
-
-    def test_months_before_clamps_to_month_end(self) -> None:
-        """31 March minus one month is the last day of February, leap years included."""
-        assert months_before(date(2024, 3, 31), 1) == date(2024, 2, 29)
-        assert months_before(date(2026, 1, 15), 13) == date(2024, 12, 15)
-
-    def test_suburb_match_is_case_insensitive_and_display_comes_from_data(self) -> None:
-        """ "TESTVILLE" finds Testville's sales and reports them as "Testville"."""
-        loud = ReportSpec(kind=Kind.AGENTS, suburb="TESTVILLE", state=AuState.NSW)
-        summary = analyse(loud, ListSource([sale()])).summary
-        assert (summary.suburb, summary.sales) == ("Testville", 1)
-
-    def test_medians_shares_and_totals(self) -> None:
-        """Even counts average the middle pair; shares are by count."""
-        sales = [
-            sale(price=1_000_000, days_on_market=10),
-            sale(price=2_000_000, days_on_market=21),
-            sale(agent="Bo Yu", price=7_000_000, days_on_market=90),
-        ]
-        analysis = analyse_sales(spec(), sales)
-        top = analysis.agents[0]
-        assert (top.median_price, top.total_price, top.median_days_on_market) == (
-            1_500_000,
-            3_000_000,
-            15.5,
+        assert (a.period.label, a.current.sales, a.previous.sales) == (
+            "April 2025 – March 2026",
+            2,
+            1,
         )
-        assert top.share == pytest.approx(2 / 3)
-        assert analysis.summary.median_price == 2_000_000
 
 
-class TestChart:
-    """The leaders chart is well-formed SVG whatever the names contain."""
+class TestFormats:
+    """Money to the cent, one precision for shares, signed changes."""
 
-    def standings(self, count: int, name: str = "Agent") -> list[Standing]:
-        return [
-            Standing(i + 1, f"{name} {i}", "O'Rourke & Vance", 1, 30 - i, 1, 1.0, 1.0, 0.1)
-            for i in range(count)
-        ]
+    def test_money(self) -> None:
+        """Whole dollars, with cents only when there are some."""
+        assert (money(1_965_000.0), money(1_362_500.5), money(None)) == (
+            "$1,965,000",
+            "$1,362,500.50",
+            "–",
+        )
+        assert (money_short(1_250_000), money_short(450_000), money_short(2_000_000)) == (
+            "$1.25m",
+            "$450k",
+            "$2m",
+        )
 
-    def test_escapes_ampersands_and_quotes(self) -> None:
-        """ "&" and "'" come out as entities and parse back to the names."""
-        svg = leaders_chart(self.standings(2, name="Smith & <Jones>"))
-        assert "&amp;" in svg
-        assert "& " not in svg
-        texts = [el.text for el in ET.fromstring(svg).iter("{http://www.w3.org/2000/svg}text")]
-        assert "Smith & <Jones> 0" in texts
-        assert "O'Rourke & Vance" in texts
+    def test_percent_rounds_half_up_to_one_decimal(self) -> None:
+        """1/16 is 6.25% -> 6.3% (not banker's 6.2%); 1/3 is 33.3%."""
+        assert (percent(Fraction(1, 16)), percent(Fraction(1, 3)), percent(Fraction(1))) == (
+            "6.3%",
+            "33.3%",
+            "100.0%",
+        )
 
-    def test_shows_at_most_ten_leaders(self) -> None:
-        """Twelve agents make ten bars, the first for the leader."""
-        svg = ET.fromstring(leaders_chart(self.standings(12)))
-        bars = list(svg.iter("{http://www.w3.org/2000/svg}rect"))
-        assert len(bars) == 10
-        widths = [float(bar.get("width", "0")) for bar in bars]
-        assert widths == sorted(widths, reverse=True)
+    def test_changes(self) -> None:
+        """A real minus sign; none for zero; days in words."""
+        assert change_percent(Fraction(-141, 1000)) == "\u221214.1%"
+        assert change_percent(None) == "–"
+        assert signed(Decimal("0.0"), "%") == "0.0%"
+        assert (change_days(24, 24), change_days(25, 24), change_days(22.5, 24)) == (
+            "no change",
+            "+1 day",
+            "\u22121.5 days",
+        )
 
 
-class TestCsvSalesSource:
-    """Parsing, indexing and clear errors for operator-supplied files."""
+class TestProse:
+    """The overview's sentence reads right in every direction."""
 
-    HEADER = (
-        "sold_date,address,suburb,state,postcode,price,property_type,bedrooms,"
-        "days_on_market,agent,agency\n"
+    @pytest.mark.parametrize(
+        ("before", "expected"),
+        [
+            (
+                [2_000_000, 2_000_000],
+                "That is as many as in the previous 12 months, "
+                "and the median price held at $2,000,000.",
+            ),
+            (
+                [1_000_000],
+                "That is 1 more than in the previous 12 months, "
+                "and the median price rose 100.0% to $2,000,000.",
+            ),
+            (
+                [3_000_000] * 3,
+                "That is 1 fewer than in the previous 12 months, "
+                "and the median price fell 33.3% to $2,000,000.",
+            ),
+        ],
     )
-    ROW = "2026-03-01,1 High Street,Manly,NSW,2095,{price},house,3,20,Ann Lee,Bluegum\n"
+    def test_direction(self, before: list[int], expected: str) -> None:
+        """Same, more, fewer; held, rose, fell."""
+        now = [sale(date(2026, 6, 1), price=2_000_000), sale(date(2026, 6, 2), price=2_000_000)]
+        earlier = [sale(date(2025, 3, 1 + i), price=p) for i, p in enumerate(before)]
+        a = analyse_sales(
+            ReportSpec(kind=Kind.AGENTS, suburb="Testville", state=AuState.NSW), now + earlier
+        )
+        assert expected in overview_lede(a)
 
-    def write(self, tmp_path: Path, *prices: str) -> Path:
-        path = tmp_path / "sales.csv"
-        path.write_text(self.HEADER + "".join(self.ROW.format(price=p) for p in prices))
-        return path
 
-    def test_bounds_are_inclusive_and_suburb_case_insensitive(self, tmp_path: Path) -> None:
-        """Dates equal to start or end are included; "MANLY" finds "Manly"."""
-        source = CsvSalesSource(self.write(tmp_path, "100"))
-        day = date(2026, 3, 1)
-        assert len(source.sales("MANLY", AuState.NSW, day, day)) == 1
-        assert source.sales("Manly", AuState.NSW, date(2026, 3, 2)) == ()
-        assert source.sales("Manly", AuState.VIC) == ()
-
-    def test_bad_row_names_file_and_line(self, tmp_path: Path) -> None:
-        """A malformed price on the third line says so."""
-        path = self.write(tmp_path, "100", "lots")
-        with pytest.raises(ConfigurationError, match=re.escape(f"{path}: line 3: price 'lots'")):
-            CsvSalesSource(path).load()
-
-    def test_spreadsheet_export_with_byte_order_mark(self, tmp_path: Path) -> None:
-        """A UTF-8 file starting with a BOM, as Excel writes them, still parses."""
-        path = self.write(tmp_path, "100")
-        path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
-        assert [s.price for s in CsvSalesSource(path).sales("Manly", AuState.NSW)] == [100]
-
-    def test_missing_file_is_named(self, tmp_path: Path) -> None:
-        """A file that does not exist is named in the error."""
-        with pytest.raises(ConfigurationError, match=re.escape("nope.csv")):
-            CsvSalesSource(tmp_path / "nope.csv").sales("Manly", AuState.NSW)
-
-    def test_pickles_to_the_shared_instance(self) -> None:
-        """A render process gets the process-wide parsed source, not a fresh copy."""
-        assert pickle.loads(pickle.dumps(sample_source())) is sample_source()
-        job = (spec(), GENERATED_AT, make_report)
-        assert pickle.loads(pickle.dumps(job)) == job
+def test_sample_csv_is_packaged() -> None:
+    """The CSV the sample source reads is the shipped one."""
+    assert Path(str(resources.files("agentlink.reports") / "data" / "sample_sales.csv")).is_file()

@@ -127,6 +127,7 @@ def parse_request(kind: Kind, body: bytes, content_type: str) -> tuple[ReportSpe
         period_months=request.period_months,
         period_end=request.period_end,
         callback_url=request.callback_url,
+        highlight=" ".join((request.highlight or "").split()) or msgspec.UNSET,
     )
     return spec, request.request_id
 

@@ -1,19 +1,41 @@
-"""Sales data, analytics, SVG charts and PDF rendering of the agents and agency reports.
+"""Sales data, figures, SVG charts and PDF rendering of the agents and agency reports.
 
-The consumers need only ``make_report`` and a ``SalesSource`` (``sample_source()`` by
-default); the submodules are public for tests and for other front ends.
+The consumers need only ``make_report`` and a ``SalesSource`` (``open_source(settings.data)``,
+or ``sample_source()``). ``make_report`` is imported on first use, so the data sources and
+the figures can be used (by ``agentlink data check``, by tests) without loading WeasyPrint.
 """
 
 from __future__ import annotations
 
-from agentlink.reports.render import RenderedReport, make_report
-from agentlink.reports.sources import CsvSalesSource, Sale, SalesSource, sample_source
+from typing import TYPE_CHECKING, Any
+
+from agentlink.reports.sources import (
+    CsvSalesSource,
+    HttpSalesSource,
+    Sale,
+    SalesSource,
+    open_source,
+    sample_source,
+)
+
+if TYPE_CHECKING:
+    from agentlink.reports.render import RenderedReport, make_report
 
 __all__ = [
     "CsvSalesSource",
+    "HttpSalesSource",
     "RenderedReport",
     "Sale",
     "SalesSource",
     "make_report",
+    "open_source",
     "sample_source",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in {"make_report", "RenderedReport"}:
+        from agentlink.reports import render
+
+        return getattr(render, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,118 +1,69 @@
-"""Server-side SVG charts for the reports.
+"""The report's charts, drawn server-side: the leaders' bars and the monthly trend.
 
-WeasyPrint draws inline SVG natively, so a chart is a string of markup: no plotting
-library, no browser, no image files, and the text stays sharp and selectable in the PDF.
-Every piece of text goes through ``_esc`` because agent and agency names carry ``&`` and
-``'`` ("O'Rourke & Vance").
+Text is set as HTML, shapes as inline SVG. WeasyPrint draws an SVG ``<text>`` element
+about thirty times slower than a line of HTML text (each is laid out on its own at paint
+time), so a chart with fifty labels would cost a tenth of a second per report; here the
+labels are HTML positioned over (or beside) the shapes, and the SVG holds only rectangles
+and lines. Every piece of text goes through ``esc``, because agent and agency names carry
+``&`` and ``'`` ("O'Rourke & Vance"); figures are written by ``format``, like the tables',
+so a bar's share and the table's share are the same text.
 """
 
 from __future__ import annotations
 
 import html
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from agentlink.reports.analytics import Standing
+from agentlink.reports.format import percent
 
-WIDTH = 680  # user units; the SVG scales to the width of the A4 text column
-LABEL_W = 250
-VALUE_W = 90
-TOP = 24
-FONT = "DejaVu Sans, sans-serif"
-INK = "#1d2b3a"
-MUTED = "#6b7785"
-GRID = "#e3e7ec"
-BAR = "#2f5d7c"
-LEADER = "#c0873f"
+BAR_SPAN = 0.82  # the longest bar fills this much of its cell, leaving room for its figure
 
 
 @dataclass(frozen=True, slots=True)
-class Bar:
-    """One bar: a label (and a smaller second line), a length and the text at its end."""
+class Palette:
+    """The colours a chart draws with (from the brand)."""
 
-    label: str
-    value: float
-    caption: str
-    sublabel: str | None = None
+    bar: str
+    highlight: str
+    faint: str = "#c9d0d8"
 
 
-def leaders_chart(standings: Sequence[Standing], *, limit: int = 10) -> str:
-    """A horizontal bar chart of the ``limit`` leaders by number of sales."""
-    bars = [
-        Bar(
-            label=row.name,
-            sublabel=row.agency,
-            value=row.sales,
-            caption=f"{row.sales} · {row.share:.0%}",
+def leaders_chart(
+    standings: Sequence[Standing],
+    palette: Palette,
+    *,
+    limit: int = 10,
+    highlighted: frozenset[int] = frozenset(),
+) -> str:
+    """Bars of the ``limit`` leaders by sales, then any highlighted row ranked below them.
+
+    An HTML table: the name (and agency) right-aligned, then a bar whose length is the
+    number of properties sold, then that number and the share of the suburb's sales.
+    """
+    shown = list(standings[:limit])
+    below = [row for row in standings[limit:] if row.rank in highlighted]
+    top = max((row.figures.sales for row in shown), default=1) or 1
+    rows = []
+    for row in shown + below:
+        if below and row is below[0]:
+            rows.append('<tr class="gap"><td class="who">…</td><td></td></tr>')
+        marked = row.rank in highlighted
+        colour = palette.highlight if marked else palette.bar
+        width = max(BAR_SPAN * 100 * row.figures.sales / top, 0.6)
+        agency = f'<span class="sub">{esc(row.agency)}</span>' if row.agency else ""
+        css_class = ' class="marked"' if marked else ""
+        rows.append(
+            f"<tr{css_class}>"
+            f'<td class="who"><span class="name">{row.rank}. {esc(row.name)}</span>{agency}</td>'
+            f'<td class="bar"><span class="fill" style="width: {width:.1f}%; '
+            f'background: {colour}"></span><span class="figure">{row.figures.sales} · '
+            f"{percent(row.share)}</span></td></tr>"
         )
-        for row in standings[:limit]
-    ]
-    return bar_chart(bars, axis_label="Sales in the period")
+    return f'<table class="bars">{"".join(rows)}</table>'
 
 
-def bar_chart(bars: Sequence[Bar], *, axis_label: str) -> str:
-    """Horizontal bars, longest meaning most, as a standalone ``<svg>`` element."""
-    row_h = 34 if any(bar.sublabel for bar in bars) else 24
-    height = TOP + row_h * len(bars) + 28
-    plot_w = WIDTH - LABEL_W - VALUE_W
-    top_value = max((bar.value for bar in bars), default=0)
-    step = _nice_step(top_value)
-    scale_max = step * max(1, math.ceil(top_value / step))
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" '
-        f'width="{WIDTH}" height="{height}" role="img" font-family="{FONT}">',
-        f"<title>{_esc(axis_label)}</title>",
-    ]
-    bottom = TOP + row_h * len(bars)
-    for tick in range(0, scale_max + 1, step):
-        x = LABEL_W + plot_w * tick / scale_max
-        parts.append(
-            f'<line x1="{x:.1f}" y1="{TOP - 6}" x2="{x:.1f}" y2="{bottom}" '
-            f'stroke="{GRID}" stroke-width="1"/>'
-            f'<text x="{x:.1f}" y="{TOP - 12}" font-size="10" fill="{MUTED}" '
-            f'text-anchor="middle">{tick}</text>'
-        )
-    for index, bar in enumerate(bars):
-        y = TOP + row_h * index
-        length = plot_w * bar.value / scale_max
-        colour = LEADER if index == 0 else BAR
-        label_y = y + row_h / 2 + (-1.5 if bar.sublabel else 4)
-        parts.append(
-            f'<text x="{LABEL_W - 10}" y="{label_y:.1f}" font-size="12" fill="{INK}" '
-            f'text-anchor="end" font-weight="bold">{_esc(_fit(bar.label, 34))}</text>'
-        )
-        if bar.sublabel:
-            parts.append(
-                f'<text x="{LABEL_W - 10}" y="{label_y + 12.5:.1f}" font-size="10" '
-                f'fill="{MUTED}" text-anchor="end">{_esc(_fit(bar.sublabel, 40))}</text>'
-            )
-        parts.append(
-            f'<rect x="{LABEL_W}" y="{y + 4}" width="{length:.1f}" height="{row_h - 8}" '
-            f'rx="2" fill="{colour}"/>'
-            f'<text x="{LABEL_W + length + 6:.1f}" y="{y + row_h / 2 + 4:.1f}" '
-            f'font-size="11" fill="{INK}">{_esc(bar.caption)}</text>'
-        )
-    parts.append(
-        f'<text x="{LABEL_W + plot_w / 2:.1f}" y="{bottom + 22}" font-size="10" '
-        f'fill="{MUTED}" text-anchor="middle">{_esc(axis_label)}</text></svg>'
-    )
-    return "".join(parts)
-
-
-def _nice_step(top_value: float) -> int:
-    """A whole 1-2-5 step giving about five grid lines up to ``top_value``."""
-    raw = top_value / 5
-    if raw <= 1:
-        return 1
-    magnitude = 10 ** math.floor(math.log10(raw))
-    return int(next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw))
-
-
-def _fit(text: str, limit: int) -> str:
-    # SVG text does not wrap; cut long names rather than run into the bars.
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
-def _esc(text: str) -> str:
+def esc(text: str) -> str:
+    """``text`` safe inside HTML and SVG markup."""
     return html.escape(text, quote=True)

@@ -48,7 +48,7 @@ class SuburbProfile:
     postcode: str
     house_median: int
     unit_median: int
-    sales_per_year: int
+    sales_per_year: float  # 0.5 gives one sale in the two years: a thin suburb
     mix: tuple[float, float, float, float]  # house, unit, townhouse, land
     dom_base: int  # typical days on market above the 5-day floor
 
@@ -121,6 +121,8 @@ SUBURBS = tuple(
         ("Palmerston City", "NT", "0830", 480, 320, 70, ".40 .50 .10 0", 60),
         ("Alice Springs", "NT", "0870", 520, 320, 130, ".70 .25 .05 0", 60),
         ("Katherine", "NT", "0850", 400, 230, 70, ".80 .15 .05 0", 75),
+        # A hamlet with a single sale on record: reports must stay honest on thin data.
+        ("Coral Bay", "WA", "6701", 900, 520, 0.5, ".60 .40 0 0", 60),
     ]
 )
 
