@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The peer of the front-door comparison (FastAPI + RQ) lives in its own virtualenv only.
+BENCH_VENV := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed
+BENCH_ARGS ?=
 
 .PHONY: demo test lint format bench chaos image-check clean
 
@@ -11,6 +15,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+$(BENCH_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/pip install --quiet -e . fastapi rq 'uvicorn[standard]'
+	touch $(BENCH_STAMP)
 
 demo: $(STAMP)  ## run the whole pipeline locally and print where the PDFs are
 	$(BIN)/agentlink demo
@@ -27,8 +37,9 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: $(STAMP)  ## render and throughput benchmarks (minutes; not part of make test)
+bench: $(STAMP) $(BENCH_STAMP)  ## render benchmark, then AgentLink vs FastAPI + RQ (~15 min; BENCH_ARGS=--quick ~5)
 	$(BIN)/python -m bench.render
+	$(BENCH_VENV)/bin/python -m bench.frontdoor $(BENCH_ARGS)
 
 chaos: $(STAMP)  ## kill -9 workers and Redis under load, count lost and duplicated jobs
 	$(BIN)/python -m bench.chaos
@@ -37,4 +48,4 @@ image-check:  ## ops/Dockerfile's install steps in a fresh venv, then imports an
 	$(PYTHON) ops/image_check.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache reports
+	rm -rf $(VENV) $(BENCH_VENV) .pytest_cache .mypy_cache .ruff_cache reports
