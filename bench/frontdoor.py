@@ -363,6 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     threading.Thread(target=watch.run, name="load-watch", daemon=True).start()
     started = time.monotonic()
     board = Scoreboard()
+    failed: list[str] = []
     try:
         server.start()
         setup = services.Setup(
@@ -374,17 +375,25 @@ def main(argv: list[str] | None = None) -> int:
             f"API processes {args.api_workers}, open files {fds}{', quick' if args.quick else ''}"
         )
         print(header, flush=True)
-        handlers = "async"
-        if "wrk" in phases:
-            handlers = phase_wrk(setup, board, args)
-        if "burst" in phases:
-            phase_burst(setup, board, args.burst, handlers)
-        if "noop" in phases:
-            phase_noop(setup, board, args)
-        if "reclaim" in phases:
-            phase_reclaim(setup, board, args.reclaim_trials)
-        if "render" in phases:
-            phase_render(setup, board, args, handlers)
+        handlers = "async"  # the better peer variant, once wrk has run
+        for phase in phases:
+            try:
+                if phase == "wrk":
+                    handlers = phase_wrk(setup, board, args)
+                elif phase == "burst":
+                    phase_burst(setup, board, args.burst, handlers)
+                elif phase == "noop":
+                    phase_noop(setup, board, args)
+                elif phase == "reclaim":
+                    phase_reclaim(setup, board, args.reclaim_trials)
+                else:
+                    phase_render(setup, board, args, handlers)
+            except (RuntimeError, OSError, redis.RedisError) as exc:
+                # One broken phase must not cost the figures of the others.
+                failed.append(phase)
+                board.notes.append(f"phase {phase} FAILED: {type(exc).__name__}: {exc}")
+                print(f"  phase {phase} failed: {exc}", file=sys.stderr, flush=True)
+                processes.stop_all()
     except KeyboardInterrupt:
         print("\ninterrupted; everything started was stopped", file=sys.stderr)
         return 130
@@ -411,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
         f"# {header}\n\n{board.markdown()}\n\n" + "\n".join(f"- {line}" for line in footer) + "\n"
     )
     print(f"\nwritten to {args.results}")
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -193,12 +193,20 @@ def peer(
     setup.flush()
     connection = redis.Redis.from_url(setup.redis_url)
     queue = Queue(services.PEER_QUEUE, connection=connection)
+    specs = cycle(mix, jobs)
     with connection.pipeline() as pipe:
-        for i, spec in enumerate(cycle(mix, jobs)):
-            job_id = f"prefill-{i}"
-            pipe.hset(f"job:{job_id}", "status", "processing")
+        for i in range(jobs):
+            pipe.hset(f"job:prefill-{i}", "status", "processing")
+        pipe.execute()
+    with connection.pipeline() as pipe:
+        for i, spec in enumerate(specs):
             queue.enqueue(
-                PEER_RENDER, job_id, spec.kind.value, spec.suburb, spec.state.value, pipeline=pipe
+                PEER_RENDER,
+                f"prefill-{i}",
+                spec.kind.value,
+                spec.suburb,
+                spec.state.value,
+                pipeline=pipe,
             )
         pipe.execute()
     api = services.start_peer_api(setup, handlers)
