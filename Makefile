@@ -37,7 +37,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: $(STAMP) $(BENCH_STAMP)  ## render benchmark, then AgentLink vs FastAPI + RQ (~15 min; BENCH_ARGS=--quick ~5)
+bench: $(STAMP) $(BENCH_STAMP)  ## render benchmark, then AgentLink vs FastAPI + RQ (~10 min; BENCH_ARGS=--quick ~7)
 	$(BIN)/python -m bench.render
 	$(BENCH_VENV)/bin/python -m bench.frontdoor $(BENCH_ARGS)
 

@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--quick", action="store_true", help="a short run (~5 min): fewer jobs")
+    parser.add_argument("--quick", action="store_true", help="a short run (~6 min): fewer jobs")
     parser.add_argument("--only", default=",".join(PHASES), help=f"phases ({','.join(PHASES)})")
     parser.add_argument("--api-workers", type=int, default=1, help="AgentLink API processes (1)")
     parser.add_argument(

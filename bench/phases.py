@@ -222,7 +222,17 @@ def phase_render(
             target="p99 ≤ 100 ms",
             ok=at_most(o99, 100),
         )
-    board.add("errors", statuses(ours.paced.errors), statuses(peer.paced.errors))  # type: ignore[arg-type]
+    board.add("errors", statuses(ours.paced.errors), statuses(peer.paced.errors))
+    board.add(
+        "API CPU / its wait for a CPU, during the load",
+        f"{ours.api_cpu_s:.1f} s / {ours.api_wait_s:.1f} s",
+        f"{peer.api_cpu_s:.1f} s / {peer.api_wait_s:.1f} s",
+    )
+    board.add(
+        "the client's wait for a CPU",
+        f"{ours.client_wait_s:.1f} s",
+        f"{peer.client_wait_s:.1f} s",
+    )  # type: ignore[arg-type]
     board.section("reports per minute, real render, 2 workers, same job mix")
     r = ratio(ours.per_min, peer.per_min)
     board.add(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -99,6 +100,12 @@ class RenderRun:
     """One side's render figures."""
 
     paced: load.PacedResult
+    api_cpu_s: float = float("nan")
+    """CPU time of the API during the paced load."""
+    api_wait_s: float = float("nan")
+    """Time the API's threads waited for a CPU during the paced load."""
+    client_wait_s: float = float("nan")
+    """The same for this (the client's) process: a starved client inflates latencies too."""
     per_min: float = float("nan")
     window_s: float = float("nan")
     window_reports: int = 0
@@ -150,7 +157,7 @@ def ours(
     procs: list[object] = list(consumers.values())
     try:
         _wait(lambda: min(sampler.completed.values()) >= 3, "warm-up", 120, procs)
-        paced = load.paced(api.base_url, services.API_KEY, duration_s=load_s)
+        paced, sched = _paced_with_sched(api.process.pid, api.base_url, load_s)
         window_start = time.time()
         _wait(
             lambda: min(sampler.completed.values()) >= per_consumer,
@@ -163,12 +170,32 @@ def ours(
         for process in consumers.values():
             services.stop(process)
         services.stop(api.process)
-    run = RenderRun(paced=paced)
+    run = RenderRun(paced, *sched)
     run.per_min, run.window_s, run.window_reports = _window_rate(
         _finished_ours(setup.redis_url), window_start
     )
     run.memory = {slot: {m: sampler.at(slot, m) for m in marks} for slot in slots}
     return run
+
+
+def _paced_with_sched(
+    api_pid: int, base_url: str, load_s: float
+) -> tuple[load.PacedResult, tuple[float, float, float]]:
+    """The paced load, and the API's CPU time, its and this process's run-queue wait."""
+    api_before, own_before = (
+        services.sched_s(api_pid),
+        services.sched_s(os.getpid(), descendants=False),
+    )
+    paced = load.paced(base_url, services.API_KEY, duration_s=load_s)
+    api_after, own_after = (
+        services.sched_s(api_pid),
+        services.sched_s(os.getpid(), descendants=False),
+    )
+    return paced, (
+        api_after[0] - api_before[0],
+        api_after[1] - api_before[1],
+        own_after[1] - own_before[1],
+    )
 
 
 def _finished_ours(url: str) -> list[tuple[str, float]]:
@@ -214,14 +241,14 @@ def peer(
     workers = [services.rq_render_worker(setup, events, name=f"render-{i}") for i in (1, 2)]
     try:
         _wait(lambda: _per_worker_min(events) >= 3, "peer warm-up", 180, list(workers))
-        paced = load.paced(api.base_url, services.API_KEY, duration_s=load_s)
+        paced, sched = _paced_with_sched(api.process.pid, api.base_url, load_s)
         window_start = time.time()
         time.sleep(after_s)
     finally:
         for process in workers:
             services.stop(process)
         services.stop(api.process)
-    run = RenderRun(paced=paced)
+    run = RenderRun(paced, *sched)
     run.per_min, run.window_s, run.window_reports = _window_rate(
         _finished_peer(events), window_start
     )

@@ -255,6 +255,23 @@ def tree_rss_kib(pid: int) -> int:
     return total
 
 
+def sched_s(pid: int, *, descendants: bool = True) -> tuple[float, float]:
+    """CPU time and time spent waiting for a CPU (run queue), in seconds, of a process (and
+    its descendants), all threads: ``/proc/<pid>/task/*/schedstat``."""
+    cpu = wait = 0.0
+    todo = [pid]
+    while todo:
+        current = todo.pop()
+        for stat in Path(f"/proc/{current}/task").glob("*/schedstat"):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                fields = stat.read_text().split()
+                cpu += int(fields[0]) / 1e9
+                wait += int(fields[1]) / 1e9
+        if descendants:
+            todo.extend(child_pids(current))
+    return cpu, wait
+
+
 def default_ours_python() -> str:
     """The project's virtualenv interpreter if there is one, else this one."""
     candidate = ROOT / ".venv" / "bin" / "python"
