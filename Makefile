@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The peer of the front-door comparison (FastAPI + RQ) lives in its own virtualenv only.
+BENCH_VENV := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed
+BENCH_ARGS ?=
 
 .PHONY: demo test lint format bench chaos busy-suite samples image-check clean
 
@@ -11,6 +15,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+$(BENCH_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/pip install --quiet -e . fastapi rq 'uvicorn[standard]'
+	touch $(BENCH_STAMP)
 
 demo: $(STAMP)  ## run the whole pipeline locally and print where the PDFs are
 	$(BIN)/agentlink demo
@@ -31,8 +41,9 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: $(STAMP)  ## render and throughput benchmarks (minutes; not part of make test)
+bench: $(STAMP) $(BENCH_STAMP)  ## render benchmark, then AgentLink vs FastAPI + RQ (~10 min; BENCH_ARGS=--quick ~7)
 	$(BIN)/python -m bench.render
+	$(BENCH_VENV)/bin/python -m bench.frontdoor $(BENCH_ARGS)
 
 samples: $(STAMP)  ## render both reports for three suburbs into samples/, with a PNG of every page
 	$(BIN)/python -m agentlink.reports.samples --out samples
@@ -47,4 +58,4 @@ image-check:  ## ops/Dockerfile's install steps in a fresh venv, then imports an
 	$(PYTHON) ops/image_check.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache reports samples
+	rm -rf $(VENV) $(BENCH_VENV) .pytest_cache .mypy_cache .ruff_cache reports samples

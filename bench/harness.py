@@ -49,11 +49,14 @@ class Processes:
         self.groups: list[int] = []
         self.live: list[subprocess.Popen[bytes]] = []
 
-    def start(self, args: list[str], env: dict[str, str], log_name: str) -> subprocess.Popen[bytes]:
-        """Start ``python args…`` in its own process group, output appended to ``log_name``."""
+    def start(
+        self, args: list[str], env: dict[str, str], log_name: str, *, python: str | None = None
+    ) -> subprocess.Popen[bytes]:
+        """Start ``python args…`` (this interpreter unless ``python`` names another) in its
+        own process group, output appended to ``log_name``."""
         with (self.log_dir / log_name).open("ab") as log:
             process = subprocess.Popen(
-                [sys.executable, *args],
+                [python or sys.executable, *args],
                 env=env,
                 cwd=ROOT,
                 stdin=subprocess.DEVNULL,

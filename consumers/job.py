@@ -49,7 +49,7 @@ from agentlink.streams import entry_time_s, now_iso
 from consumers import metrics
 from consumers.lease import LeaseKeeper
 from consumers.queue import Entry, ReportQueue, error_record
-from consumers.renderer import RenderAbortedError, Renderer
+from consumers.renderer import RenderAbortedError, ReportRenderer
 
 log = structlog.get_logger(__name__)
 
@@ -74,7 +74,7 @@ class ReportJob:
         settings: Settings,
         queue: ReportQueue,
         lease: LeaseKeeper,
-        renderer: Renderer,
+        renderer: ReportRenderer,
         storage: Storage,
         should_give_up: Callable[[], bool],
         stopping: threading.Event,

@@ -22,7 +22,7 @@ import traceback
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
@@ -109,6 +109,37 @@ def _child_main(
             conn.send(("error", "UnexpectedJobError", message, traceback.format_exc()))
         else:
             conn.send(("ok", report))
+
+
+class ReportRenderer(Protocol):
+    """What a consumer needs from whatever makes its PDFs (``Renderer`` in production)."""
+
+    def start(self) -> None:
+        """Get ready to render, before the first job is taken."""
+        ...
+
+    def render(
+        self,
+        spec: ReportSpec,
+        *,
+        job_id: str,
+        generated_at: datetime,
+        should_abort: Callable[[], bool] = ...,
+    ) -> RenderedReport:
+        """The report for ``spec``; ``RenderAbortedError`` once ``should_abort()`` is true."""
+        ...
+
+    def rss_bytes(self) -> int:
+        """Memory held by the rendering process(es) now (0 when none runs)."""
+        ...
+
+    def memory(self) -> tuple[int, int]:
+        """Current and peak ``rss_bytes``."""
+        ...
+
+    def close(self) -> None:
+        """Release the rendering process(es)."""
+        ...
 
 
 class Renderer:

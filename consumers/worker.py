@@ -24,7 +24,7 @@ from consumers.job import ReportJob, Via
 from consumers.lease import LeaseKeeper
 from consumers.loop import StreamMember
 from consumers.queue import Entry, ReportQueue, connect
-from consumers.renderer import Renderer, rss_bytes
+from consumers.renderer import Renderer, ReportRenderer, rss_bytes
 
 log = structlog.get_logger(__name__)
 
@@ -37,8 +37,15 @@ class Consumer(StreamMember):
     role = "consumer"
 
     def __init__(
-        self, settings: Settings, slot: int = 1, *, storage: Storage | None = None
+        self,
+        settings: Settings,
+        slot: int = 1,
+        *,
+        storage: Storage | None = None,
+        renderer: ReportRenderer | None = None,
     ) -> None:
+        """``storage`` and ``renderer`` default to the configured ones; benchmarks and
+        fault injection pass their own (``bench/``)."""
         self.settings = settings
         self.name = f"{settings.consumer_name}-{slot}"
         self.queue = ReportQueue(
@@ -47,7 +54,7 @@ class Consumer(StreamMember):
             self.name,
         )
         self.lease = LeaseKeeper(self.queue, lease_s=settings.lease_s, report_jobs=True)
-        self.renderer = Renderer(
+        self.renderer: ReportRenderer = renderer or Renderer(
             data=settings.data,
             brand=settings.brand,
             timeout_s=settings.render_timeout_s,

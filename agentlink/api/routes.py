@@ -6,7 +6,6 @@ import asyncio
 import re
 import time
 import urllib.parse
-import uuid
 from typing import Annotated, Any
 
 import msgspec
@@ -31,7 +30,6 @@ from agentlink.api.store import (
     JobStore,
     Limited,
     RateLimit,
-    Submission,
 )
 from agentlink.callbacks import CallbackDnsError, CallbackPolicy, CallbackUrlError
 from agentlink.errors import (
@@ -47,15 +45,12 @@ from agentlink.jobs import (
     ReportRequest,
     ReportSpec,
     Status,
-    entry_fields,
-    new_job_fields,
     period_end_problem,
 )
 from agentlink.observe_http import current_request_id
 from agentlink.observe_stream import CONTENT_TYPE, exposition
 from agentlink.settings import Settings
 from agentlink.storage.local import LocalStorage
-from agentlink.streams import now_iso
 
 log = structlog.get_logger(__name__)
 
@@ -260,27 +255,16 @@ async def _submit(
         except ApiError:
             metrics.REQUESTS_REJECTED.labels(reason="overloaded").inc()
             raise
-        job_id = str(uuid.uuid4())
-        created_at = now_iso()
-        outcome = await store.submit(
-            Submission(
-                job_id=job_id,
-                created_at=created_at,
-                entry=entry_fields(job_id, spec, created_at),
-                # The job keeps the HTTP request id, so API and consumer log lines of one job
-                # share it; the idempotency key is shown to its owner only.
-                job=new_job_fields(
-                    job_id,
-                    spec,
-                    created_at,
-                    request_id=current_request_id(),
-                    idempotency_key=given[0] if given else None,
-                    owner=caller.tenant,
-                ),
-                rate=_rate(store, settings, caller),
-                idempotency=key,
-                max_ahead=limits.max_ahead(settings, conditions),
-            )
+        # The job keeps the HTTP request id, so API and consumer log lines of one job share
+        # it; the idempotency key is shown to its owner only.
+        outcome = await store.enqueue(
+            spec,
+            rate=_rate(store, settings, caller),
+            idempotency=key,
+            max_ahead=limits.max_ahead(settings, conditions),
+            request_id=current_request_id(),
+            idempotency_key=given[0] if given else None,
+            owner=caller.tenant,
         )
     except ServiceUnavailableError as exc:
         busy = isinstance(exc, ServiceBusyError)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -28,9 +29,9 @@ import redis.asyncio as aioredis
 import redis.exceptions
 
 from agentlink.errors import JobNotFoundError, ServiceBusyError, ServiceUnavailableError
-from agentlink.jobs import JobRecord, record_from_hash
+from agentlink.jobs import JobRecord, ReportSpec, entry_fields, new_job_fields, record_from_hash
 from agentlink.lua import source
-from agentlink.streams import Keys
+from agentlink.streams import Keys, now_iso
 
 T = TypeVar("T")
 
@@ -240,6 +241,40 @@ class JobStore:
             read_at=time.monotonic(),
         )
         return self._conditions
+
+    async def enqueue(
+        self,
+        spec: ReportSpec,
+        *,
+        rate: RateLimit | None = None,
+        idempotency: IdempotencyKey | None = None,
+        max_ahead: int = -1,
+        request_id: str | None = None,
+        idempotency_key: str | None = None,
+        owner: str | None = None,
+    ) -> Accepted | Existing | Limited | Full:
+        """Queue a new job for ``spec`` (``submit`` with a fresh job id, the stream entry and
+        the job record built from it); no rate limit or backpressure unless given."""
+        job_id = str(uuid.uuid4())
+        created_at = now_iso()
+        return await self.submit(
+            Submission(
+                job_id=job_id,
+                created_at=created_at,
+                entry=entry_fields(job_id, spec, created_at),
+                job=new_job_fields(
+                    job_id,
+                    spec,
+                    created_at,
+                    request_id=request_id,
+                    idempotency_key=idempotency_key,
+                    owner=owner,
+                ),
+                rate=rate or RateLimit(redis_key=self.keys.rate("unlimited"), limit=0, window_s=1),
+                idempotency=idempotency,
+                max_ahead=max_ahead,
+            )
+        )
 
     async def submit(self, submission: Submission) -> Accepted | Existing | Limited | Full:
         """Rate limit, idempotency, backpressure and enqueue, in one atomic script."""
