@@ -87,26 +87,34 @@ class TestBurst:
 
 
 class TestPoolExhaustion:
-    def test_a_pool_wait_that_runs_out_is_busy_not_unreachable(
+    def test_a_wait_that_runs_out_is_busy_not_unreachable(
         self, settings: Settings, processes: Processes, r: redis.Redis
     ) -> None:
-        """One connection, held by a request Redis keeps waiting: the others get 503 "busy"
-        with Retry-After after the pool wait, never "unreachable"."""
-        base = processes.api(
-            settings,
-            AGENTLINK_REDIS_POOL_SIZE="1",
-            AGENTLINK_REDIS_POOL_WAIT_S="0.5",
-            AGENTLINK_RATE_LIMIT="0",
-        )
-        r.execute_command("CLIENT", "PAUSE", "4000", "WRITE")  # 8x the pool wait
+        """A request Redis keeps waiting holds the round trip: the requests queued behind it
+        get 503 "busy" with Retry-After once AGENTLINK_REDIS_POOL_WAIT_S has passed, never
+        "unreachable"; the held one is answered when Redis moves again."""
+        base = processes.api(settings, AGENTLINK_REDIS_POOL_WAIT_S="0.5", AGENTLINK_RATE_LIMIT="0")
+        r.execute_command("CLIENT", "PAUSE", "4000", "WRITE")  # 8x the wait
+
+        async def run() -> tuple[httpx.Response, list[httpx.Response], httpx.Response]:
+            limits = httpx.Limits(max_connections=10)
+            async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
+                held = asyncio.ensure_future(client.post(AGENTS, json=MANLY))
+                deadline = time.monotonic() + 30
+                while int((await asyncio.to_thread(r.info, "clients"))["blocked_clients"]) < 1:
+                    assert time.monotonic() < deadline, "the first request never reached Redis"
+                    await asyncio.sleep(0.01)
+                queued = await asyncio.gather(*(client.post(AGENTS, json=MANLY) for _ in range(4)))
+                health = await client.get("/health")
+                return await held, queued, health
+
         try:
-            answers = asyncio.run(_burst(base, 5, {}))
-            health = httpx.get(f"{base}/health", timeout=30)
+            held, queued, health = asyncio.run(run())
         finally:
             r.execute_command("CLIENT", "UNPAUSE")
-        codes = sorted(a.status_code for a in answers)
-        assert codes == [202, 503, 503, 503, 503]
-        for refused in (a for a in answers if a.status_code == 503):
+        assert held.status_code == 202
+        assert [q.status_code for q in queued] == [503] * 4
+        for refused in queued:
             assert "busy" in refused.json()["detail"]
             assert "unreachable" not in refused.json()["detail"]
             assert refused.headers["retry-after"] == "1"

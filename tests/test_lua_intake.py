@@ -192,6 +192,13 @@ class TestRate:
         assert 0 < replies[3][1] <= 20_000
         assert 0 < r.pttl(keys.rate("x")) <= 60_000
 
+    def test_a_huge_limit_never_refuses(self, r: redis.Redis, keys: Keys) -> None:
+        """A limit so large that its interval is below a double's precision still works."""
+        script = r.register_script(source("rate.lua"))
+        options = json.dumps({"limit": 10**12, "period_ms": 60_000})
+        replies = [script(keys=[keys.rate("x")], args=[options]) for _ in range(3)]
+        assert [reply[0] for reply in replies] == [1, 1, 1]
+
 
 class TestIncludes:
     def test_fragments_are_expanded(self) -> None:

@@ -27,7 +27,9 @@ from typing import Any, TypeVar
 import msgspec
 import redis.asyncio as aioredis
 import redis.exceptions
+from redis.commands.core import AsyncScript
 
+from agentlink.api.batch import ScriptBatcher
 from agentlink.errors import JobNotFoundError, ServiceBusyError, ServiceUnavailableError
 from agentlink.jobs import JobRecord, ReportSpec, entry_fields, new_job_fields, record_from_hash
 from agentlink.lua import source
@@ -35,6 +37,8 @@ from agentlink.streams import Keys, now_iso
 
 T = TypeVar("T")
 
+COMMAND_TIMEOUT_S = 5.0
+"""Longest one Redis call may take once it has a connection."""
 _json = msgspec.json.Encoder()
 _ERROR_CODES = {
     # redis-py strips these codes from its messages; name them again for people.
@@ -132,6 +136,28 @@ class Conditions:
         return self.memory_used_bytes / self.memory_max_bytes
 
 
+def translate(exc: BaseException) -> BaseException:
+    """The AgentLink error for a redis-py exception (or our own deadline's ``TimeoutError``);
+    anything else is returned as it is. The API's one translator of Redis errors."""
+    if isinstance(exc, TimeoutError):  # ours: redis-py's own have no deadline (open_store)
+        return ServiceUnavailableError(
+            f"the job queue (Redis) did not answer within {COMMAND_TIMEOUT_S:g} s; "
+            "try again shortly"
+        )
+    if isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)):
+        return ServiceUnavailableError("the job queue (Redis) is unreachable; try again shortly")
+    code = next((c for cls, c in _ERROR_CODES.items() if isinstance(exc, cls)), None)
+    if code is not None:
+        return ServiceUnavailableError(
+            f"the job queue cannot accept work ({code}: {exc}); try again later"
+        )
+    if isinstance(exc, redis.exceptions.ResponseError) and str(exc).startswith(
+        ("OOM", "MISCONF", "BUSY ", "NOGROUP", "LOADING")
+    ):
+        return ServiceUnavailableError(f"the job queue cannot accept work: {exc}")
+    return exc
+
+
 class JobStore:
     """Takes report requests and reads jobs for the API, over a bounded, waiting pool."""
 
@@ -154,6 +180,7 @@ class JobStore:
         self._submit = client.register_script(source("submit.lua"))
         self._read = client.register_script(source("read_job.lua"))
         self._rate = client.register_script(source("rate.lua"))
+        self._batch = ScriptBatcher(client, pool_wait_s, COMMAND_TIMEOUT_S, translate)
         self._group_ready = False
         self._conditions: Conditions | None = None
         self._reading: asyncio.Task[Conditions] | None = None
@@ -175,29 +202,28 @@ class JobStore:
                 "; retry shortly"
             ) from None
         try:
-            reply = await op()
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-            raise ServiceUnavailableError(
-                "the job queue (Redis) is unreachable; try again shortly"
-            ) from exc
-        except (
-            redis.exceptions.BusyLoadingError,
-            redis.exceptions.OutOfMemoryError,
-            redis.exceptions.ReadOnlyError,
-            redis.exceptions.TryAgainError,
-        ) as exc:
-            code = _ERROR_CODES.get(type(exc), type(exc).__name__)
-            raise ServiceUnavailableError(
-                f"the job queue cannot accept work ({code}: {exc}); try again later"
-            ) from exc
-        except redis.exceptions.ResponseError as exc:
-            if str(exc).startswith(("OOM", "MISCONF", "BUSY ", "NOGROUP", "LOADING")):
-                raise ServiceUnavailableError(f"the job queue cannot accept work: {exc}") from exc
-            raise
+            async with asyncio.timeout(COMMAND_TIMEOUT_S):
+                reply = await op()
+        except Exception as exc:
+            error = translate(exc)
+            if error is exc:
+                raise
+            raise error from exc
         finally:
             self._slots.release()
         self.last_ok = time.monotonic()
         return reply
+
+    async def _script(self, script: AsyncScript, keys: list[str], args: list[Any]) -> Any:
+        """Run one of the request scripts, in a round trip shared with concurrent requests
+        (``agentlink.api.batch``)."""
+        reply = await self._batch.call(script.sha, script.script, keys, args)
+        self.last_ok = time.monotonic()
+        return reply
+
+    def close(self) -> None:
+        """Stop the shared round trips (queued calls are answered busy)."""
+        self._batch.close()
 
     async def ensure_group(self) -> None:
         """Create the consumer group at id 0 (MKSTREAM) unless it exists."""
@@ -300,7 +326,7 @@ class JobStore:
             "max_ahead": submission.max_ahead,
         }
         args = [_json.encode(options), _flat_json(submission.entry), _flat_json(submission.job)]
-        reply: list[Any] = await self._call(lambda: self._submit(keys=keys, args=args))
+        reply: list[Any] = await self._script(self._submit, keys, args)
         verdict = reply[0]
         if verdict == "queued":
             return Accepted(job_id=submission.job_id, entry_id=str(reply[1]), ahead=int(reply[2]))
@@ -341,7 +367,7 @@ class JobStore:
             }
         )
         keys = [self.keys.job(job_id), rate.redis_key]
-        reply: list[Any] = await self._call(lambda: self._read(keys=keys, args=[options]))
+        reply: list[Any] = await self._script(self._read, keys, [options])
         if reply[0] == "limited":
             return Limited(retry_after_s=int(reply[1]) / 1000)
         if reply[0] == "missing":
@@ -383,10 +409,13 @@ async def open_store(
     """A store on a fresh, bounded connection pool, closed on exit."""
     pool = aioredis.BlockingConnectionPool.from_url(
         redis_url,
-        max_connections=pool_size,
+        max_connections=pool_size + 1,  # + the request scripts' shared connection
         timeout=None,  # the store's semaphore does the waiting, with its own deadline
         decode_responses=True,
-        socket_timeout=5,
+        # No socket timeout: redis-py would start a task per command to enforce it on every
+        # write (asyncio.wait_for). JobStore._call puts one deadline around each call
+        # instead; a call cut short by it disconnects its connection, as any error does.
+        socket_timeout=None,
         socket_connect_timeout=2,
         health_check_interval=30,
     )
@@ -405,5 +434,6 @@ async def open_store(
             await store.ensure_group()
         yield store
     finally:
+        store.close()
         await client.aclose()
         await pool.disconnect()

@@ -13,6 +13,7 @@ local function gcra(key, limit, period_ms)
   if new_tat - period_ms > now then
     return false, math.ceil(new_tat - period_ms - now), 0
   end
-  redis.call('SET', key, string.format('%.3f', new_tat), 'PX', math.ceil(new_tat - now))
+  -- At least 1 ms: with a huge limit the interval vanishes below a double's precision.
+  redis.call('SET', key, string.format('%.3f', new_tat), 'PX', math.max(1, math.ceil(new_tat - now)))
   return true, 0, math.floor((period_ms - (new_tat - now)) / interval)
 end
