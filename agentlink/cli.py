@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from agentlink.errors import AgentLinkError, ConfigurationError, InvalidJobError
-from agentlink.redaction import redact_url
+from agentlink.observe.redaction import redact_url
 from agentlink.settings import Settings
 
 if TYPE_CHECKING:
-    from agentlink.dlq import DeadLetters
     from agentlink.jobs import JobRecord
-    from agentlink.streams import Keys
+    from agentlink.stream.deadletters import DeadLetters
+    from agentlink.stream.keys import Keys
 
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
                 settings = replace(settings, api_workers=args.workers)
             return _api(settings, args.host, args.port, allow_no_auth=args.allow_no_auth)
         if args.command == "callbacks":
-            cmd = [sys.executable, "-m", "consumers.callbacks", "--slot", str(args.slot)]
+            cmd = [sys.executable, "-m", "consumers.notifier", "--slot", str(args.slot)]
             os.execv(sys.executable, cmd)  # noqa: S606 - replaces this process, no shell
         if args.command == "worker":
             if args.concurrency < 1:
@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
             cmd = [sys.executable, "-m", "consumers", "--concurrency", str(args.concurrency)]
             os.execv(sys.executable, cmd)  # noqa: S606 - replaces this process, no shell
         if args.command == "demo":
-            from agentlink.demo import run_demo
+            from agentlink.admin.demo import run_demo
 
             return run_demo(settings)
         if args.command in {"inspect", "job"}:
@@ -214,7 +214,7 @@ def _api(settings: Settings, host: str, port: int, *, allow_no_auth: bool = Fals
     import structlog
 
     from agentlink.api.server import serve
-    from agentlink.logging import configure_logging
+    from agentlink.observe.logging import configure_logging
 
     opened = allow_no_auth or settings.allow_no_auth
     if not settings.auth_required and not _is_loopback(host) and not opened:
@@ -240,8 +240,8 @@ def _api(settings: Settings, host: str, port: int, *, allow_no_auth: bool = Fals
 def _inspect(settings: Settings, args: argparse.Namespace) -> int:
     import redis
 
-    from agentlink.inspect import render, snapshot
-    from agentlink.streams import Keys
+    from agentlink.admin.inspect import render, snapshot
+    from agentlink.stream.keys import Keys
 
     client = redis.Redis.from_url(settings.redis_url, decode_responses=True, socket_timeout=10)
     keys = Keys(settings.key_prefix)
@@ -257,7 +257,7 @@ def _inspect(settings: Settings, args: argparse.Namespace) -> int:
 
 def _job(client: Any, keys: Keys, settings: Settings, given: str) -> int:
     """``agentlink job``: the record of the job ``given`` (its id, or a unique prefix)."""
-    from agentlink.inspect import JOB_PREFIX_MIN_CHARS, job_ids_matching
+    from agentlink.admin.inspect import JOB_PREFIX_MIN_CHARS, job_ids_matching
     from agentlink.jobs import record_from_hash
 
     found = job_ids_matching(client, keys, given)
@@ -308,8 +308,8 @@ def _show_local_pdf(record: JobRecord, settings: Settings) -> None:
 def _dlq(settings: Settings, args: argparse.Namespace) -> int:
     import redis
 
-    from agentlink.dlq import DeadLetters
-    from agentlink.streams import Keys
+    from agentlink.stream.deadletters import DeadLetters
+    from agentlink.stream.keys import Keys
 
     client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
     letters = DeadLetters(client, Keys(settings.key_prefix))
@@ -406,7 +406,7 @@ def _dropbox_check() -> int:
         print(f"  {'settings':<9} FAIL  {exc}")
         print("Dropbox is NOT ready: fix the setting named above and run this again.")
         return 1
-    from agentlink.logging import configure_logging
+    from agentlink.observe.logging import configure_logging
 
     configure_logging(settings.log_format, "warning", secrets=settings.secrets)  # only trouble
     auth = "refresh token" if settings.dropbox_refresh_token else "access token"

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Literal, TypeVar
 
 from agentlink.errors import ConfigurationError
-from agentlink.redaction import url_password
+from agentlink.observe.redaction import url_password
 from agentlink.report_settings import BrandSettings, DataSettings, brand_from_env, data_from_env
 
 StorageKind = Literal["local", "dropbox"]
@@ -332,7 +332,7 @@ class Settings:
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        """Every secret value in these settings, for the log scrubber (agentlink.redaction)."""
+        """Every secret value in these settings, for the log scrubber (observe.redaction)."""
         values = (
             *self.api_keys,
             *self.operator_keys,

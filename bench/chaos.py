@@ -38,8 +38,8 @@ import httpx
 import redis
 import redis.exceptions
 
-from agentlink.devredis import RedisServer, free_port
-from agentlink.streams import Keys
+from agentlink.admin.devredis import RedisServer, free_port
+from agentlink.stream.keys import Keys
 from bench.chaos_report import (
     ChaosRun,
     ConsumerKill,

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from agentlink.errors import ConfigurationError, StorageUnavailableError
 from agentlink.jobs import JobResult
-from agentlink.logging import configure_logging
+from agentlink.observe.logging import configure_logging
 from agentlink.settings import Settings
 from agentlink.storage.local import LocalStorage
 

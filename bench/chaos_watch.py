@@ -20,7 +20,7 @@ import httpx
 import redis
 import redis.exceptions
 
-from agentlink.streams import Keys
+from agentlink.stream.keys import Keys
 from bench.harness import epoch_s
 
 FINISHED = frozenset({"completed", "failed", "dead"})

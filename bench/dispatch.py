@@ -25,7 +25,7 @@ import redis
 from rq import Queue
 
 from agentlink.jobs import AuState, Kind, ReportSpec
-from agentlink.streams import Keys
+from agentlink.stream.keys import Keys
 from bench import services
 from bench.harness import median, quantile
 from bench.services import Setup

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import redis
 
-from agentlink.devredis import RedisServer
+from agentlink.admin.devredis import RedisServer
 from bench import load, phases, services
 from bench.harness import (
     ROOT,

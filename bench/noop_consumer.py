@@ -22,7 +22,7 @@ from pathlib import Path
 
 from agentlink.errors import ConfigurationError
 from agentlink.jobs import JobResult, ReportSpec
-from agentlink.logging import configure_logging
+from agentlink.observe.logging import configure_logging
 from agentlink.settings import Settings
 
 

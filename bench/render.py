@@ -33,7 +33,7 @@ from typing import Any
 
 import httpx
 
-from agentlink.devredis import RedisServer, free_port
+from agentlink.admin.devredis import RedisServer, free_port
 from agentlink.jobs import AuState, Kind, ReportSpec
 from bench.harness import (
     Api,

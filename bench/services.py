@@ -19,10 +19,10 @@ from pathlib import Path
 import httpx
 import redis
 
+from agentlink.admin.devredis import free_port
 from agentlink.api.store import open_store
-from agentlink.devredis import free_port
 from agentlink.jobs import ReportSpec
-from agentlink.streams import Keys
+from agentlink.stream.keys import Keys
 from bench.harness import ROOT, Api, Processes, child_pids, clean_env, memory_kib, wait_for_health
 
 API_KEY = "bench-key-0123456789abcdef"

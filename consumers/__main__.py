@@ -7,8 +7,8 @@ import sys
 from collections.abc import Callable
 
 from agentlink.errors import ConfigurationError
-from agentlink.fonts import HARFBUZZ_SUBSET_HINT, harfbuzz_subset_available
-from agentlink.logging import configure_logging
+from agentlink.observe.logging import configure_logging
+from agentlink.reports.harfbuzz import HARFBUZZ_SUBSET_HINT, harfbuzz_subset_available
 from agentlink.settings import Settings
 
 
@@ -58,8 +58,8 @@ def run_consumer(settings: Settings, slot: int) -> int:
         print(f"agentlink worker: {exc}", file=sys.stderr)  # noqa: T201
         return 2
     consumer.install_signal_handlers()
-    # Every worker process also delivers callbacks, in a thread (consumers/callbacks.py).
-    from consumers.callbacks import start_in_thread
+    # Every worker process also delivers callbacks, in a thread (consumers/notifier.py).
+    from consumers.notifier import start_in_thread
 
     notifier, notifier_thread = start_in_thread(settings, consumer.name)
     try:

@@ -45,11 +45,11 @@ from agentlink.jobs import (
 )
 from agentlink.settings import Settings
 from agentlink.storage import Storage, report_path
-from agentlink.streams import entry_time_s, now_iso
+from agentlink.stream.encoding import entry_time_s, now_iso
+from agentlink.stream.queue import Entry, ReportQueue, error_record
 from consumers import metrics
 from consumers.lease import LeaseKeeper
-from consumers.queue import Entry, ReportQueue, error_record
-from consumers.renderer import RenderAbortedError, ReportRenderer
+from consumers.render_child import RenderAbortedError, ReportRenderer
 
 log = structlog.get_logger(__name__)
 

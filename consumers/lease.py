@@ -23,9 +23,9 @@ import structlog
 
 from agentlink.errors import ServiceUnavailableError
 from agentlink.jobs import JobEvent
-from agentlink.streams import now_iso
+from agentlink.stream.encoding import now_iso
+from agentlink.stream.queue import ReportQueue
 from consumers import metrics
-from consumers.queue import ReportQueue
 
 log = structlog.get_logger(__name__)
 

@@ -16,8 +16,8 @@ import structlog
 
 from agentlink.errors import ServiceUnavailableError
 from agentlink.settings import Settings
+from agentlink.stream.queue import Entry, ReportQueue
 from consumers.lease import LeaseKeeper
-from consumers.queue import Entry, ReportQueue
 
 log = structlog.get_logger(__name__)
 

@@ -18,13 +18,13 @@ import structlog
 
 from agentlink.settings import Settings
 from agentlink.storage import Storage, create_storage
-from agentlink.streams import Keys
+from agentlink.stream.keys import Keys
+from agentlink.stream.queue import Entry, ReportQueue, connect
 from consumers import metrics
 from consumers.job import ReportJob, Via
 from consumers.lease import LeaseKeeper
 from consumers.loop import StreamMember
-from consumers.queue import Entry, ReportQueue, connect
-from consumers.renderer import Renderer, ReportRenderer, rss_bytes
+from consumers.render_child import Renderer, ReportRenderer, rss_bytes
 
 log = structlog.get_logger(__name__)
 

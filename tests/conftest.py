@@ -22,12 +22,14 @@ import pytest
 import redis
 from litestar.testing import TestClient
 
+from agentlink.admin.devredis import RedisServer, free_port
 from agentlink.api import create_app
-from agentlink.devredis import RedisServer, free_port
 from agentlink.settings import Settings
-from agentlink.streams import Keys
+from agentlink.stream.keys import Keys
 
 ROOT = Path(__file__).resolve().parent.parent
+# Fixtures kept beside the helpers they serve, available to every test folder.
+pytest_plugins = ["tests.support.sales_endpoint"]
 
 
 # -- system tools the suites need ----------------------------------------------------------------

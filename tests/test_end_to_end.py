@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 import redis
 
-from agentlink.devredis import free_port
+from agentlink.admin.devredis import free_port
 from agentlink.settings import Settings
-from agentlink.streams import Keys
+from agentlink.stream.keys import Keys
 from tests.conftest import Processes, children_of, settings_env, wait_for
 
 SUBURBS = [

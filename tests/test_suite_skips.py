@@ -51,11 +51,11 @@ class TestSkipLine:
         """A skip for another reason keeps its reason, next to the suites that share it."""
         line = skip_line(
             3,
-            {"nginx": {"tests/test_nginx.py"}},
-            {"Compose schema not found": {"tests/test_deploy.py"}},
+            {"nginx": {"tests/deploy/test_nginx.py"}},
+            {"Compose schema not found": {"tests/deploy/test_deploy.py"}},
         )
         assert line == (
-            "SKIPPED 3 test(s): tests/test_nginx.py need nginx, not installed here: as root, "
-            "`make test` installs them with apt-get (or run `sudo .ci/system-deps` once); "
-            "tests/test_deploy.py: Compose schema not found"
+            "SKIPPED 3 test(s): tests/deploy/test_nginx.py need nginx, not installed here: "
+            "as root, `make test` installs them with apt-get (or run `sudo .ci/system-deps` once); "
+            "tests/deploy/test_deploy.py: Compose schema not found"
         )

@@ -15,11 +15,11 @@ from agentlink.api import openapi, routes
 from agentlink.api.errors import exception_to_response
 from agentlink.api.store import JobStore, open_store
 from agentlink.callbacks import CallbackPolicy
-from agentlink.observe_http import observe_requests
-from agentlink.redaction import redact_url
+from agentlink.observe.http import observe_requests
+from agentlink.observe.redaction import redact_url
 from agentlink.settings import Settings
 from agentlink.storage.local import LocalStorage
-from agentlink.streams import Keys
+from agentlink.stream.keys import Keys
 
 log = structlog.get_logger(__name__)
 

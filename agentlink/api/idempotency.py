@@ -4,7 +4,7 @@ The key comes from the ``Idempotency-Key`` header, or the body's ``request_id``.
 scoped per tenant (a digest of the API key) and per report kind, and stored as its SHA-256,
 so any printable text up to 255 characters works and nothing secret lands in key names.
 The enqueue script records key → job id + body hash in the same step that queues the job
-(``agentlink.streams.ENQUEUE_LUA``): of any number of concurrent requests with one key,
+(``agentlink/stream/lua/submit.lua``): of any number of concurrent requests with one key,
 exactly one queues. A repeat with the same body gets the same job back (200); the same key
 with another body is a 409. Records expire after ``AGENTLINK_IDEMPOTENCY_TTL_S``.
 """
@@ -18,7 +18,7 @@ import msgspec
 from agentlink.api.errors import ApiError, FieldError
 from agentlink.api.store import IdempotencyKey
 from agentlink.jobs import ReportSpec
-from agentlink.streams import Keys
+from agentlink.stream.keys import Keys
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255

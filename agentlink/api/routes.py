@@ -16,7 +16,6 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, Parameter
 from litestar.response import File, Redirect
 
-from agentlink import metrics
 from agentlink.api import idempotency, limits, openapi
 from agentlink.api.auth import Caller, require_api_key
 from agentlink.api.errors import ApiError, FieldError, field_error
@@ -47,8 +46,9 @@ from agentlink.jobs import (
     Status,
     period_end_problem,
 )
-from agentlink.observe_http import current_request_id
-from agentlink.observe_stream import CONTENT_TYPE, exposition
+from agentlink.observe import metrics
+from agentlink.observe.http import current_request_id
+from agentlink.observe.stream_state import CONTENT_TYPE, exposition
 from agentlink.settings import Settings
 from agentlink.storage.local import LocalStorage
 

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from agentlink.logging import configure_logging
-from agentlink.metrics import MULTIPROCESS_DIR_VARIABLE
+from agentlink.observe.logging import configure_logging
+from agentlink.observe.metrics import MULTIPROCESS_DIR_VARIABLE
 from agentlink.settings import Settings
 
 if TYPE_CHECKING:

@@ -32,8 +32,9 @@ from redis.commands.core import AsyncScript
 from agentlink.api.batch import ScriptBatcher
 from agentlink.errors import JobNotFoundError, ServiceBusyError, ServiceUnavailableError
 from agentlink.jobs import JobRecord, ReportSpec, entry_fields, new_job_fields, record_from_hash
-from agentlink.lua import source
-from agentlink.streams import Keys, now_iso
+from agentlink.stream.encoding import now_iso
+from agentlink.stream.keys import Keys
+from agentlink.stream.lua import source
 
 T = TypeVar("T")
 

@@ -4,7 +4,7 @@ The data is fictional (agencies and agents are invented) but shaped like a real 
 real suburbs and postcodes in every state and territory, plausible prices per suburb and
 property type, a few agencies and agents that dominate each suburb, right-skewed days on
 market. Generation is seeded and reads no clock, so running it twice gives byte-identical
-files; ``tests/test_sample_data.py`` checks that the shipped CSV matches the generator.
+files; ``tests/reports/test_sample_data.py`` checks that the shipped CSV matches the generator.
 
     python -m agentlink.reports.sample [--out PATH]
 """

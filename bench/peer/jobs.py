@@ -1,7 +1,7 @@
 """The peer's RQ job functions: the same report as AgentLink's render child, and a no-op.
 
 ``render_job`` makes the report with ``agentlink.reports.make_report`` and the bundled
-sample data (the very call ``consumers.renderer`` makes in its child), writes the PDF into
+sample data (the very call ``consumers.render_child`` makes in its child), writes the PDF into
 ``PEER_OUTPUT_DIR`` and marks the job hash completed, as the old service did. Both
 functions append one JSON line per job (``job``, ``worker``, ``start``, ``end``: unix
 seconds) to ``PEER_EVENTS_FILE``, with one ``write(2)`` on an ``O_APPEND`` descriptor, so

@@ -1,0 +1,101 @@
+"""Dead letters: list, replay and purge ``agentlink:reports:dead`` (``agentlink dlq …``).
+
+A dead letter keeps the original entry's fields, its original id, the final error and the
+job's error history. Replaying re-enqueues the same job (same job id) as a new entry and
+removes the dead letter, in one script.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import redis
+
+from agentlink.errors import InvalidJobError
+from agentlink.jobs import decode_entry, new_job_fields
+from agentlink.stream.encoding import flatten, now_iso
+from agentlink.stream.keys import Keys
+from agentlink.stream.scripts import REPLAY_LUA
+
+ENTRY_FIELDS = ("job_id", "kind", "suburb", "state", "submitted_at", "v", "payload")
+
+
+class DeadLetter(msgspec.Struct):
+    """One dead letter as ``agentlink dlq list --json`` prints it."""
+
+    dead_id: str
+    original_id: str
+    job_id: str
+    kind: str
+    suburb: str
+    state: str
+    error: str
+    deliveries: int
+    dead_at: str
+
+
+class DeadLetters:
+    """The dead-letter stream of one key prefix."""
+
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        # redis-py annotates replies as bytes | str; with decode_responses=True they are str.
+        self.client: Any = client
+        self.keys = keys
+        self._replay = self.client.register_script(REPLAY_LUA)
+
+    def entries(self, count: int = 100) -> list[DeadLetter]:
+        """The oldest ``count`` dead letters."""
+        rows: list[Any] = self.client.xrange(self.keys.dead, count=count)
+        return [
+            DeadLetter(
+                dead_id=dead_id,
+                original_id=f.get("original_id", ""),
+                job_id=f.get("job_id", ""),
+                kind=f.get("kind", ""),
+                suburb=f.get("suburb", ""),
+                state=f.get("state", ""),
+                error=f.get("error", ""),
+                deliveries=int(f.get("deliveries") or 0),
+                dead_at=f.get("dead_at", ""),
+            )
+            for dead_id, f in rows
+        ]
+
+    def replay(self, dead_id: str) -> str | None:
+        """Re-enqueue one dead letter; returns the new entry id (None if there is no such letter).
+
+        ``InvalidJobError`` if the letter is one a consumer can never read (no job id,
+        undecodable payload, unknown schema version): replaying it would only kill it again.
+        """
+        rows: list[Any] = self.client.xrange(self.keys.dead, dead_id, dead_id)
+        if not rows:
+            return None
+        fields: dict[str, str] = rows[0][1]
+        job_id, spec = decode_entry(fields)
+        entry = flatten({k: fields[k] for k in ENTRY_FIELDS if k in fields})
+        job = new_job_fields(job_id, spec, fields.get("submitted_at") or now_iso())
+        return str(
+            self._replay(
+                keys=[self.keys.dead, self.keys.stream, self.keys.job(job_id), self.keys.index],
+                args=[dead_id, job_id, len(entry), *entry, *flatten(job)],
+            )
+        )
+
+    def replay_all(self) -> list[str]:
+        """Replay every replayable dead letter, oldest first; returns the new entry ids."""
+        replayed: list[str] = []
+        for letter in self.entries(count=1_000_000):
+            try:
+                new_id = self.replay(letter.dead_id)
+            except InvalidJobError:
+                continue
+            if new_id:
+                replayed.append(new_id)
+        return replayed
+
+    def purge(self) -> int:
+        """Delete every dead letter; returns how many there were."""
+        count = int(self.client.xlen(self.keys.dead))
+        self.client.delete(self.keys.dead)
+        return count

@@ -1,0 +1,573 @@
+"""Never lose, never run twice: leases, reclaim, delivery limits, dead letters, trimming,
+Redis restarts. Real Redis and real consumer processes; faults are real signals."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from litestar.testing import TestClient
+from structlog.testing import capture_logs
+
+from agentlink.admin.devredis import RedisServer
+from agentlink.api import create_app
+from agentlink.jobs import Status
+from agentlink.settings import Settings
+from agentlink.stream.keys import Keys
+from agentlink.stream.queue import ReportQueue, connect, error_record
+from consumers.lease import LeaseKeeper
+from tests.conftest import (
+    Processes,
+    job_hash,
+    submit,
+    wait_for,
+    wait_status,
+)
+from tests.support.cli import run_cli
+from tests.support.consumers import stalled_consumer
+
+
+def _alive(pid: int) -> bool:
+    """True if ``pid`` runs (a zombie waiting to be reaped does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def pdf_count(settings: Settings) -> int:
+    return len(list(settings.output_dir.rglob("*.pdf")))
+
+
+class TestLease:
+    def test_renewed_through_a_render_longer_than_the_lease(
+        self,
+        client: TestClient[Any],
+        r: redis.Redis,
+        keys: Keys,
+        settings: Settings,
+        processes: Processes,
+    ) -> None:
+        """A render stalled for 3 leases is not reclaimed by a live second consumer."""
+        _, child = stalled_consumer(processes, settings, slot=1)
+        job_id = submit(client)
+        wait_status(r, job_id, "processing")
+        processes.consumer(settings, slot=2)
+        wait_for(lambda: r.zscore(keys.consumers, "test-2"), message="second consumer")
+        # Consumer 2 reclaims any entry idle for a lease: it never may, while test-1 renews.
+        stalled_until = time.monotonic() + 3 * settings.lease_s
+        while time.monotonic() < stalled_until:
+            [pending] = r.xpending_range(keys.stream, keys.group, "-", "+", 10)
+            assert pending["consumer"] == "test-1"
+            assert pending["times_delivered"] == 1
+            time.sleep(0.2)
+        os.kill(child, signal.SIGCONT)
+        job = wait_status(r, job_id, "completed")
+        assert job["attempts"] == "1"
+        assert job["consumer"] == "test-1"
+        assert pdf_count(settings) == 1
+
+    def test_a_failed_renewal_is_retried_as_soon_as_redis_is_back(
+        self, fresh_redis: RedisServer, keys: Keys
+    ) -> None:
+        """Redis restarts under a held entry: the lease is renewed within a fraction of a
+        second of its return, not a third of a lease (10 s here) later."""
+        client = redis.Redis.from_url(fresh_redis.url, decode_responses=True)
+        client.config_set("appendfsync", "always")
+        queue = ReportQueue(connect(fresh_redis.url, block_ms=200), keys, "test-a")
+        queue.ensure_group()
+        entry_id = client.xadd(keys.stream, {"job_id": "j-1", "v": "1"})
+        client.xreadgroup(keys.group, "test-a", {keys.stream: ">"}, count=1)
+        lease = LeaseKeeper(queue, lease_s=30.0)
+        lease.hold(str(entry_id), "j-1")
+        with capture_logs() as logs:
+            fresh_redis.kill()
+            lease.start()
+            try:
+                wait_for(
+                    lambda: any(e["event"] == "lease.renew_failed" for e in logs),
+                    30,
+                    "the first renewal (after 10 s) to fail",
+                )
+                fresh_redis.start()
+                wait_for(lambda: lease.renewals >= 1, 5, "a renewal once Redis is back")
+            finally:
+                lease.stop()
+        assert any(e["event"] == "lease.renewed_after_outage" for e in logs)
+        [pending] = client.xpending_range(keys.stream, keys.group, "-", "+", 10)
+        assert pending["consumer"] == "test-a"
+        assert pending["times_delivered"] == 1
+
+    def test_renewal_never_steals_back(
+        self, r: redis.Redis, keys: Keys, client: TestClient[Any]
+    ) -> None:
+        """The guarded renewal refuses an entry another consumer owns now."""
+        submit(client)
+        [[_, [(entry_id, _)]]] = r.xreadgroup(keys.group, "a", {keys.stream: ">"}, count=1)
+        r.xclaim(keys.stream, keys.group, "b", 0, [entry_id], justid=True)
+        assert ReportQueue(r, keys, "a").renew(entry_id) == 0
+        assert ReportQueue(r, keys, "b").renew(entry_id) == 1
+        [pending] = r.xpending_range(keys.stream, keys.group, "-", "+", 10)
+        assert pending["consumer"] == "b"
+        assert pending["times_delivered"] == 1
+        r.xdel(keys.stream, entry_id)
+        assert ReportQueue(r, keys, "b").renew(entry_id) == -1
+        assert r.xpending(keys.stream, keys.group)["pending"] == 1  # left for XAUTOCLAIM to report
+
+
+class TestReclaim:
+    def test_kill_9_mid_render_completes_elsewhere_once(
+        self, client: TestClient[Any], r: redis.Redis, settings: Settings, processes: Processes
+    ) -> None:
+        """A consumer killed -9 mid-render: another reclaims and completes the job, once."""
+        first, child = stalled_consumer(processes, settings, slot=1)
+        job_id = submit(client)
+        wait_status(r, job_id, "processing")
+        first.kill()
+        first.wait(10)
+        wait_for(lambda: not _alive(child), 10, "render child to die with its consumer")
+        processes.consumer(settings, slot=2)
+        job = wait_status(r, job_id, "completed")
+        assert job["consumer"] == "test-2"
+        assert job["attempts"] == "2"
+        assert pdf_count(settings) == 1
+        assert "report.reclaimed" in processes.log("consumer-2")
+
+    def test_restarted_consumer_resumes_its_own_pending_first(
+        self,
+        client: TestClient[Any],
+        r: redis.Redis,
+        keys: Keys,
+        settings: Settings,
+        processes: Processes,
+    ) -> None:
+        """A consumer restarted under the same name re-reads its own pending entry at once."""
+        # A lease (and name lock) far longer than the wait below: completing in time proves
+        # that neither was waited out.
+        long_lease = replace(settings, lease_s=300.0)
+        first, _ = stalled_consumer(processes, long_lease, slot=1)
+        job_id = submit(client)
+        wait_status(r, job_id, "processing")
+        first.kill()
+        first.wait(10)
+        processes.consumer(long_lease, slot=1)
+        job = wait_status(r, job_id, "completed", timeout_s=90)
+        assert job["attempts"] == "2"
+        log = processes.log("consumer-1")
+        assert "consumer.name_taken_over" in log
+        assert "consumer.resuming_own_pending" in log
+
+    def test_deleted_entry_marks_job_failed_entry_lost(
+        self,
+        client: TestClient[Any],
+        r: redis.Redis,
+        keys: Keys,
+        settings: Settings,
+        processes: Processes,
+    ) -> None:
+        """A pending entry deleted from the stream fails its job with 'entry lost'."""
+        job_id = submit(client)
+        [[_, [(entry_id, _)]]] = r.xreadgroup(keys.group, "ghost", {keys.stream: ">"}, count=1)
+        r.xclaim(keys.stream, keys.group, "ghost", 0, [entry_id], idle=10 * 60_000, justid=True)
+        r.xdel(keys.stream, entry_id)  # the entry leaves the stream but stays in the PEL
+        processes.consumer(settings)
+        job = wait_status(r, job_id, "failed")
+        assert "entry lost" in job["error"]
+        assert r.xpending(keys.stream, keys.group)["pending"] == 0
+
+    def test_entry_deleted_while_processing_fails_its_job(
+        self,
+        client: TestClient[Any],
+        r: redis.Redis,
+        keys: Keys,
+        settings: Settings,
+        processes: Processes,
+    ) -> None:
+        """An entry deleted mid-render is noticed by the lease renewal: job fails 'entry lost'."""
+        stalled_consumer(processes, settings)
+        job_id = submit(client)
+        job = wait_status(r, job_id, "processing")
+        r.xdel(keys.stream, job["entry_id"])
+        job = wait_status(r, job_id, "failed", timeout_s=30)
+        assert "entry lost" in job["error"]
+        assert r.xpending(keys.stream, keys.group)["pending"] == 0
+        assert r.hlen(keys.index) == 0
+
+    def test_entry_whose_job_record_is_gone_is_processed(
+        self,
+        client: TestClient[Any],
+        r: redis.Redis,
+        keys: Keys,
+        processes: Processes,
+        settings: Settings,
+    ) -> None:
+        """The job hash expired or was deleted: the entry rebuilds it and completes."""
+        job_id = submit(client)
+        r.delete(keys.job(job_id))
+        consumer = processes.consumer(settings)
+        job = wait_status(r, job_id, "completed")
+        assert job["attempts"] == "1"
+        assert job["suburb"] == "Manly"
+        assert consumer.poll() is None
+
+    def test_recorded_result_with_lost_ack_is_not_redone(
+        self,
+        client: TestClient[Any],
+        r: redis.Redis,
+        keys: Keys,
+        settings: Settings,
+        processes: Processes,
+    ) -> None:
+        """An entry whose job is already completed is acked on redelivery, not rendered again."""
+        job_id = submit(client)
+        [[_, [(entry_id, _)]]] = r.xreadgroup(keys.group, "ghost", {keys.stream: ">"}, count=1)
+        r.hset(
+            keys.job(job_id),
+            mapping={"status": "completed", "attempts": "1", "result_path": "x.pdf"},
+        )
+        r.xclaim(keys.stream, keys.group, "ghost", 0, [entry_id], idle=10 * 60_000, justid=True)
+        processes.consumer(settings)
+        wait_for(lambda: r.xpending(keys.stream, keys.group)["pending"] == 0, message="ack")
+        job = job_hash(r, job_id)
+        assert job["attempts"] == "1"
+        assert job["result_path"] == "x.pdf"
+        assert pdf_count(settings) == 0
+
+
+class TestDeadLetters:
+    def test_delivery_limit_moves_entry_to_dead_letters_and_replay_completes_it(
+        self,
+        client: TestClient[Any],
+        r: redis.Redis,
+        keys: Keys,
+        settings: Settings,
+        processes: Processes,
+    ) -> None:
+        """Past AGENTLINK_MAX_DELIVERIES the entry is dead; `dlq replay` revives it."""
+        job_id = submit(client)
+        [[_, [(entry_id, _)]]] = r.xreadgroup(keys.group, "crashy", {keys.stream: ">"}, count=1)
+        # Five earlier deliveries whose consumers all died: the count Redis keeps says so.
+        r.xclaim(
+            keys.stream,
+            keys.group,
+            "crashy",
+            0,
+            [entry_id],
+            idle=10 * 60_000,
+            retrycount=5,
+            justid=True,
+        )
+        consumer = processes.consumer(settings)
+        job = wait_status(r, job_id, "dead")
+        assert "delivered 6 times" in job["error"]
+        assert r.xpending(keys.stream, keys.group)["pending"] == 0
+        [(dead_id, dead)] = r.xrange(keys.dead)
+        assert dead["original_id"] == entry_id
+        assert dead["job_id"] == job_id
+        assert dead["deliveries"] == "6"
+        assert dead["suburb"] == "Manly"
+        listing = run_cli(settings, "dlq", "list")
+        assert dead_id in listing.stdout
+        assert job_id in listing.stdout
+        replay = run_cli(settings, "dlq", "replay", dead_id)
+        assert replay.returncode == 0, replay.stderr
+        job = wait_status(r, job_id, "completed")
+        assert r.xlen(keys.dead) == 0
+        assert job["attempts"] == "1"
+        consumer.send_signal(signal.SIGTERM)
+        assert consumer.wait(30) == 0
+
+    @pytest.mark.parametrize(
+        ("fields", "reason"),
+        [
+            ({"job_id": "j-1", "v": "99", "payload": "{}"}, "unknown entry schema version"),
+            ({"job_id": "j-2", "v": "1", "payload": "{not json"}, "undecodable payload"),
+            ({"hello": "world"}, "no job_id"),
+        ],
+    )
+    def test_malformed_entries_go_to_dead_letters_at_once(
+        self,
+        r: redis.Redis,
+        keys: Keys,
+        settings: Settings,
+        processes: Processes,
+        fields: dict[str, str],
+        reason: str,
+    ) -> None:
+        """Entries no consumer can read are dead-lettered on first sight, with the reason."""
+        r.xgroup_create(keys.stream, keys.group, "0", mkstream=True)
+        entry_id = r.xadd(keys.stream, fields)
+        processes.consumer(settings)
+        [(_, dead)] = wait_for(lambda: r.xrange(keys.dead), message="dead letter")
+        assert reason in dead["error"]
+        assert dead["original_id"] == entry_id
+        assert r.xpending(keys.stream, keys.group)["pending"] == 0
+        unreplayable = run_cli(settings, "dlq", "replay", r.xrange(keys.dead)[0][0])
+        assert unreplayable.returncode == 1
+        assert "cannot replay" in unreplayable.stderr
+
+    def test_purge(self, r: redis.Redis, keys: Keys, settings: Settings) -> None:
+        """`dlq purge --yes` empties the dead letters."""
+        r.xadd(keys.dead, {"job_id": "x", "error": "boom"})
+        result = run_cli(settings, "dlq", "purge", "--yes")
+        assert result.returncode == 0
+        assert "purged 1" in result.stdout
+        assert r.exists(keys.dead) == 0
+
+
+class TestRetries:
+    def test_transient_storage_failure_is_retried_then_completes(
+        self, client: TestClient[Any], r: redis.Redis, settings: Settings, processes: Processes
+    ) -> None:
+        """Storage that cannot write (a file blocks the folder) is retried until it can."""
+        blocker = settings.output_dir / "NSW"
+        blocker.parent.mkdir(parents=True)
+        blocker.write_text("not a folder")
+        job_id = submit(client)
+        processes.consumer(replace(settings, retry_base_s=0.5, retry_max_s=1.0))
+        job = wait_status(r, job_id, "retrying")
+        assert "cannot write" in job["error"]
+        blocker.unlink()
+        job = wait_status(r, job_id, "completed")
+        assert int(job["attempts"]) >= 2
+        assert "cannot write" in job["errors"]
+        assert pdf_count(settings) == 1
+
+    def test_attempt_limit_ends_dead_with_history(
+        self,
+        client: TestClient[Any],
+        r: redis.Redis,
+        keys: Keys,
+        settings: Settings,
+        processes: Processes,
+    ) -> None:
+        """A transient error that never clears is dead after AGENTLINK_MAX_ATTEMPTS."""
+        blocker = settings.output_dir / "NSW"
+        blocker.parent.mkdir(parents=True)
+        blocker.write_text("not a folder")
+        job_id = submit(client)
+        processes.consumer(replace(settings, max_attempts=3))
+        job = wait_status(r, job_id, "dead")
+        assert job["attempts"] == "3"
+        assert "gave up after 3 attempts" in job["error"]
+        [(_, dead)] = r.xrange(keys.dead)
+        assert dead["errors"].count("cannot write") == 3
+
+    def test_runaway_render_is_killed_and_retried(
+        self, client: TestClient[Any], r: redis.Redis, settings: Settings, processes: Processes
+    ) -> None:
+        """A render past AGENTLINK_RENDER_TIMEOUT_S is killed; the retry runs in a fresh child."""
+        # The retry renders in a fresh child, whose first render takes 1-2 s on a busy
+        # machine: the limit leaves it room.
+        stalled_consumer(processes, settings, AGENTLINK_RENDER_TIMEOUT_S="12")
+        job_id = submit(client)
+        job = wait_status(r, job_id, "completed", timeout_s=90)
+        assert job["attempts"] == "2"
+        assert "render killed after 12 s" in job["errors"]
+
+
+class TestShutdownGrace:
+    def test_job_past_the_grace_period_is_handed_back(
+        self,
+        client: TestClient[Any],
+        r: redis.Redis,
+        keys: Keys,
+        settings: Settings,
+        processes: Processes,
+    ) -> None:
+        """SIGTERM, render stuck past the grace period: exit 0, another consumer takes it now."""
+        # The hand-back makes the entry idle for a whole lease: reclaimable at once. (A new
+        # consumer still holds reclaims off until Redis has been up for a lease.)
+        slow_lease = replace(settings, lease_s=30.0, shutdown_grace_s=1.0)
+        first, _ = stalled_consumer(processes, slow_lease, slot=1)
+        job_id = submit(client)
+        wait_status(r, job_id, "processing")
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(60) == 0
+        [pending] = r.xpending_range(keys.stream, keys.group, "-", "+", 10)
+        assert pending["time_since_delivered"] >= slow_lease.lease_ms  # reclaimable now
+        processes.consumer(slow_lease, slot=2)
+        job = wait_status(r, job_id, "completed", timeout_s=90)
+        assert job["consumer"] == "test-2"
+
+
+class TestTrim:
+    def test_trim_keeps_every_pending_and_undelivered_entry(
+        self, r: redis.Redis, keys: Keys
+    ) -> None:
+        """XTRIM MINID removes only entries below the oldest pending one."""
+        r.xgroup_create(keys.stream, keys.group, "0", mkstream=True)
+        ids = [r.xadd(keys.stream, {"n": str(n)}) for n in range(10)]
+        r.xreadgroup(keys.group, "a", {keys.stream: ">"}, count=5)
+        r.xack(keys.stream, keys.group, ids[0], ids[1], ids[3])
+        removed = ReportQueue(r, keys, "a").trim(retention_s=0, lock_s=60)
+        assert removed == 2
+        assert [i for i, _ in r.xrange(keys.stream)] == ids[2:]
+
+    def test_trim_keeps_undelivered_entries_when_nothing_is_pending(
+        self, r: redis.Redis, keys: Keys
+    ) -> None:
+        """With nothing pending, everything after the last delivered entry stays."""
+        r.xgroup_create(keys.stream, keys.group, "0", mkstream=True)
+        ids = [r.xadd(keys.stream, {"n": str(n)}) for n in range(6)]
+        r.xreadgroup(keys.group, "a", {keys.stream: ">"}, count=3)
+        r.xack(keys.stream, keys.group, *ids[:3])
+        assert ReportQueue(r, keys, "a").trim(retention_s=0, lock_s=60) == 3
+        assert [i for i, _ in r.xrange(keys.stream)] == ids[3:]
+
+    def test_retention_window_keeps_recent_acked_entries(self, r: redis.Redis, keys: Keys) -> None:
+        """Acked entries younger than the retention window stay for inspection."""
+        r.xgroup_create(keys.stream, keys.group, "0", mkstream=True)
+        ids = [r.xadd(keys.stream, {"n": str(n)}) for n in range(3)]
+        r.xreadgroup(keys.group, "a", {keys.stream: ">"}, count=3)
+        r.xack(keys.stream, keys.group, *ids)
+        assert ReportQueue(r, keys, "a").trim(retention_s=3600, lock_s=60) == 0
+        assert r.xlen(keys.stream) == 3
+
+
+class TestRedisRestart:
+    def test_outage_longer_than_a_lease_does_not_steal_live_jobs(
+        self,
+        client: TestClient[Any],
+        fresh_redis: RedisServer,
+        settings: Settings,
+        processes: Processes,
+    ) -> None:
+        """After a Redis outage longer than a lease, a live consumer keeps its job."""
+        own = replace(settings, redis_url=fresh_redis.url)
+        r = redis.Redis.from_url(fresh_redis.url, decode_responses=True)
+        r.config_set("appendfsync", "always")
+        _, child = stalled_consumer(processes, own, slot=1)
+        processes.consumer(own, slot=2)
+        with TestClient(app=create_app(own)) as api:
+            job_id = submit(api)
+        wait_status(r, job_id, "processing")
+        fresh_redis.kill()
+        time.sleep(2 * own.lease_s)  # the outage itself, longer than a lease
+        fresh_redis.start()
+        r = redis.Redis.from_url(fresh_redis.url, decode_responses=True)
+        time.sleep(2 * own.lease_s)  # both consumers are back; consumer 2 must not reclaim
+        [pending] = r.xpending_range(Keys().stream, Keys().group, "-", "+", 10)
+        assert pending["consumer"] == "test-1"
+        assert pending["times_delivered"] == 1
+        os.kill(child, signal.SIGCONT)
+        job = wait_status(r, job_id, "completed")
+        assert job["attempts"] == "1"
+        assert job["consumer"] == "test-1"
+
+    def test_kill_9_redis_loses_no_accepted_job(
+        self, tmp_path: Any, settings: Settings, processes: Processes
+    ) -> None:
+        """Redis killed -9, restarted from its AOF (fsync always): every accepted job completes."""
+        server = RedisServer(tmp_path / "redis-own")
+        server.start()
+        try:
+            client = redis.Redis.from_url(server.url, decode_responses=True)
+            client.config_set("appendfsync", "always")
+            own = replace(settings, redis_url=server.url)
+            with TestClient(app=create_app(own)) as api:
+                job_ids = [
+                    submit(api, suburb=s) for s in ("Manly", "Mosman", "Bondi", "Manly", "Mosman")
+                ]
+            server.kill()
+            server.start()
+            client = redis.Redis.from_url(server.url, decode_responses=True)
+            assert client.xlen(Keys().stream) == len(job_ids)
+            processes.consumer(own)
+            for job_id in job_ids:
+                assert wait_status(client, job_id, "completed", "failed")["status"] == "completed"
+            consumer_log_before = processes.log("consumer-1")
+            server.kill()  # and once more while the consumer is connected
+            server.start()
+            with TestClient(app=create_app(own)) as api:
+                late = submit(api)
+            assert wait_status(client, late, "completed", timeout_s=60)["status"] == "completed"
+            assert (
+                "consumer.redis_unavailable"
+                in processes.log("consumer-1")[len(consumer_log_before) :]
+            )
+        finally:
+            server.kill()
+
+
+class TestForgetConsumers:
+    def test_only_idle_consumers_without_pending_entries_are_deleted(
+        self, r: redis.Redis, keys: Keys
+    ) -> None:
+        """Names owning nothing are forgotten; one with a pending entry is kept, entry intact."""
+        r.xgroup_create(keys.stream, keys.group, "0", mkstream=True)
+        r.xadd(keys.stream, {"n": "1"})
+        r.xreadgroup(keys.group, "holds-one", {keys.stream: ">"}, count=1)
+        r.xgroup_createconsumer(keys.stream, keys.group, "owns-nothing")
+        forgotten = ReportQueue(r, keys, "me").forget_idle_consumers(
+            idle_ms=0, heartbeat_before_s=time.time() + 1
+        )
+        assert forgotten == ["owns-nothing"]
+        assert [c["name"] for c in r.xinfo_consumers(keys.stream, keys.group)] == ["holds-one"]
+        assert r.xpending(keys.stream, keys.group)["pending"] == 1
+
+    def test_recently_beating_consumers_are_kept(self, r: redis.Redis, keys: Keys) -> None:
+        """A consumer with a recent heartbeat is kept even when idle in the group."""
+        r.xgroup_create(keys.stream, keys.group, "0", mkstream=True)
+        r.xgroup_createconsumer(keys.stream, keys.group, "alive")
+        r.zadd(keys.consumers, {"alive": time.time()})
+        assert (
+            ReportQueue(r, keys, "me").forget_idle_consumers(
+                idle_ms=0, heartbeat_before_s=time.time() - 60
+            )
+            == []
+        )
+
+
+class TestLateWritesOfAStalledConsumer:
+    """A consumer that stalled past its lease must not undo what another consumer recorded."""
+
+    @pytest.fixture
+    def completed(self, client: TestClient[Any], r: redis.Redis, keys: Keys) -> tuple[str, str]:
+        """A job completed by consumer B whose entry consumer A still believes it holds."""
+        job_id = submit(client)
+        [[_, [(entry_id, _)]]] = r.xreadgroup(keys.group, "a", {keys.stream: ">"}, count=1)
+        r.xclaim(keys.stream, keys.group, "b", 0, [entry_id], justid=True)
+        b = ReportQueue(r, keys, "b")
+        assert b.finish(
+            entry_id, job_id, 3600, status="completed", finished_at="t", result_path="p.pdf"
+        )
+        return job_id, entry_id
+
+    def test_start_attempt_and_errors_leave_a_finished_job_alone(
+        self, r: redis.Redis, keys: Keys, completed: tuple[str, str]
+    ) -> None:
+        """start_attempt reports -1 and neither it nor add_error rewrites the status."""
+        job_id, _ = completed
+        a = ReportQueue(r, keys, "a")
+        assert a.start_attempt(job_id, started_at="late", consumer="a") == -1
+
+        a.add_error(job_id, error_record(2, "a", "boom", transient=True), Status.RETRYING)
+        job = job_hash(r, job_id)
+        assert job["status"] == "completed"
+        assert job.get("consumer") != "a"
+        assert "started_at" not in job
+        assert "boom" not in job.get("errors", "")
+
+    def test_dead_letter_of_a_finished_or_foreign_entry_buries_nothing(
+        self, client: TestClient[Any], r: redis.Redis, keys: Keys, completed: tuple[str, str]
+    ) -> None:
+        """No dead letter for a completed job, nor for an entry another consumer owns now."""
+        job_id, entry_id = completed
+        a = ReportQueue(r, keys, "a")
+        assert a.dead_letter(entry_id, job_id, 3600, {"error": "x"}, status="dead") == ""
+        assert job_hash(r, job_id)["status"] == "completed"
+        other = submit(client)
+        [[_, [(other_entry, _)]]] = r.xreadgroup(keys.group, "a", {keys.stream: ">"}, count=1)
+        r.xclaim(keys.stream, keys.group, "b", 0, [other_entry], justid=True)
+        assert a.dead_letter(other_entry, other, 3600, {"error": "x"}, status="dead") == ""
+        assert job_hash(r, other)["status"] == "queued"
+        assert r.xlen(keys.dead) == 0
+        assert r.xpending(keys.stream, keys.group)["pending"] == 1  # still b's
