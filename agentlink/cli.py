@@ -11,7 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from agentlink.errors import AgentLinkError, ConfigurationError, InvalidJobError
+from agentlink.errors import (
+    AgentLinkError,
+    ConfigurationError,
+    InvalidJobError,
+    RedisCommandError,
+    ServiceUnavailableError,
+)
 from agentlink.observe.redaction import redact_url
 from agentlink.settings import Settings
 
@@ -238,18 +244,19 @@ def _api(settings: Settings, host: str, port: int, *, allow_no_auth: bool = Fals
 
 
 def _inspect(settings: Settings, args: argparse.Namespace) -> int:
-    import redis
-
     from agentlink.admin.inspect import render, snapshot
+    from agentlink.stream.connection import call, connect
     from agentlink.stream.keys import Keys
 
-    client = redis.Redis.from_url(settings.redis_url, decode_responses=True, socket_timeout=10)
+    client = connect(settings.redis_url)
     keys = Keys(settings.key_prefix)
     try:
         if args.command == "job":
-            return _job(client, keys, settings, args.job_id)
-        snap = snapshot(client, keys, lease_s=settings.lease_s, pending_limit=args.pending)
-    except redis.exceptions.RedisError as exc:
+            return call(lambda: _job(client, keys, settings, args.job_id))
+        snap = call(
+            lambda: snapshot(client, keys, lease_s=settings.lease_s, pending_limit=args.pending)
+        )
+    except (ServiceUnavailableError, RedisCommandError) as exc:
         return _redis_trouble(settings, exc)
     print(msgspec.json.encode(snap).decode() if args.json else render(snap))
     return 0
@@ -306,13 +313,11 @@ def _show_local_pdf(record: JobRecord, settings: Settings) -> None:
 
 
 def _dlq(settings: Settings, args: argparse.Namespace) -> int:
-    import redis
-
+    from agentlink.stream.connection import connect
     from agentlink.stream.deadletters import DeadLetters
     from agentlink.stream.keys import Keys
 
-    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
-    letters = DeadLetters(client, Keys(settings.key_prefix))
+    letters = DeadLetters(connect(settings.redis_url), Keys(settings.key_prefix))
     try:
         if args.dlq_command == "list":
             return _dlq_list(letters, args.count, as_json=args.json)
@@ -323,17 +328,16 @@ def _dlq(settings: Settings, args: argparse.Namespace) -> int:
             return 1
         print(f"purged {letters.purge()} dead letter(s)")
         return 0
-    except redis.exceptions.RedisError as exc:
+    except (ServiceUnavailableError, RedisCommandError) as exc:
         return _redis_trouble(settings, exc)
 
 
 def _redis_trouble(settings: Settings, exc: Exception) -> int:
     """Say what went wrong with Redis, naming it without its password; exit code 2."""
-    import redis
-
     where = redact_url(settings.redis_url)
-    if isinstance(exc, redis.exceptions.ConnectionError):
-        print(f"agentlink: Redis unreachable at {where}: {exc}", file=sys.stderr)
+    cause = f" ({exc.__cause__})" if exc.__cause__ else ""
+    if isinstance(exc, ServiceUnavailableError):
+        print(f"agentlink: Redis unreachable at {where}: {exc}{cause}", file=sys.stderr)
     else:
         print(f"agentlink: Redis at {where} refused: {exc}", file=sys.stderr)
     return 2

@@ -10,6 +10,7 @@ the branch an error sits on::
     │   └── StorageConfigError      storage credentials/scopes rejected: pause, not the job's fault
     ├── ServiceUnavailableError     Redis cannot be reached (API → 503)
     │   └── ServiceBusyError        every Redis connection is in use past the wait (API → 503)
+    ├── RedisCommandError           Redis refused a command (a script error): a bug, not an outage
     ├── JobNotFoundError            no such job (API → 404)
     └── JobError                    raised while making a report
         ├── PermanentJobError       retrying cannot help: the job fails now
@@ -57,6 +58,11 @@ class ServiceUnavailableError(AgentLinkError):
 class ServiceBusyError(ServiceUnavailableError):
     """Redis is reachable, but every connection of the bounded pool stayed in use for longer
     than the wait allows: the API is busy, not broken."""
+
+
+class RedisCommandError(AgentLinkError):
+    """Redis refused a command for a reason other than an outage (a script's error, a wrong
+    type): a bug to fix, never retried as if Redis were down."""
 
 
 class JobNotFoundError(AgentLinkError):

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from agentlink.admin.devredis import RedisServer, free_port
+from agentlink.errors import RedisCommandError, ServiceUnavailableError
 from agentlink.observe.redaction import redact_url
 from agentlink.reports.harfbuzz import HARFBUZZ_SUBSET_HINT, harfbuzz_subset_available
 from agentlink.settings import Settings
@@ -31,12 +32,15 @@ _TIMEOUT_S = 300.0
 
 
 def _redis_answers(url: str) -> bool:
-    import redis
+    from agentlink.stream.connection import call, connect
 
+    client = connect(url, timeout_s=2)
     try:
-        return bool(redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=2).ping())
-    except (redis.exceptions.RedisError, OSError):
+        return bool(call(client.ping))
+    except (ServiceUnavailableError, RedisCommandError, OSError):
         return False
+    finally:
+        client.close()
 
 
 def _http(method: str, url: str, body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:

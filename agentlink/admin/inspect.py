@@ -14,7 +14,6 @@ from collections import Counter
 from typing import Any
 
 import msgspec
-import redis
 
 from agentlink.stream.encoding import entry_time_s
 from agentlink.stream.keys import Keys
@@ -89,10 +88,7 @@ def snapshot(client: Any, keys: Keys, *, lease_s: float, pending_limit: int = 20
     now = time.time()
     length = int(client.xlen(keys.stream))
     dead = int(client.xlen(keys.dead))
-    try:
-        groups = client.xinfo_groups(keys.stream)
-    except redis.ResponseError:  # no stream yet
-        groups = []
+    groups = client.xinfo_groups(keys.stream) if length or client.exists(keys.stream) else []
     group = next((g for g in groups if g["name"] == keys.group), None)
     summary: dict[str, Any] = (
         client.xpending(keys.stream, keys.group) if group else {"pending": 0, "min": None}

@@ -26,28 +26,25 @@ from typing import Any, TypeVar
 
 import msgspec
 import redis.asyncio as aioredis
-import redis.exceptions
 from redis.commands.core import AsyncScript
 
-from agentlink.api.batch import ScriptBatcher
 from agentlink.errors import JobNotFoundError, ServiceBusyError, ServiceUnavailableError
 from agentlink.jobs import JobRecord, ReportSpec, entry_fields, new_job_fields, record_from_hash
+from agentlink.stream.batch import ScriptBatcher
+from agentlink.stream.connection import (
+    COMMAND_TIMEOUT_S,
+    call_async,
+    connect_async,
+    ensure_group_async,
+    translate,
+)
 from agentlink.stream.encoding import now_iso
 from agentlink.stream.keys import Keys
 from agentlink.stream.lua import source
 
 T = TypeVar("T")
 
-COMMAND_TIMEOUT_S = 5.0
-"""Longest one Redis call may take once it has a connection."""
 _json = msgspec.json.Encoder()
-_ERROR_CODES = {
-    # redis-py strips these codes from its messages; name them again for people.
-    redis.exceptions.BusyLoadingError: "LOADING",
-    redis.exceptions.OutOfMemoryError: "OOM",
-    redis.exceptions.ReadOnlyError: "READONLY",
-    redis.exceptions.TryAgainError: "TRYAGAIN",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,28 +134,6 @@ class Conditions:
         return self.memory_used_bytes / self.memory_max_bytes
 
 
-def translate(exc: BaseException) -> BaseException:
-    """The AgentLink error for a redis-py exception (or our own deadline's ``TimeoutError``);
-    anything else is returned as it is. The API's one translator of Redis errors."""
-    if isinstance(exc, TimeoutError):  # ours: redis-py's own have no deadline (open_store)
-        return ServiceUnavailableError(
-            f"the job queue (Redis) did not answer within {COMMAND_TIMEOUT_S:g} s; "
-            "try again shortly"
-        )
-    if isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)):
-        return ServiceUnavailableError("the job queue (Redis) is unreachable; try again shortly")
-    code = next((c for cls, c in _ERROR_CODES.items() if isinstance(exc, cls)), None)
-    if code is not None:
-        return ServiceUnavailableError(
-            f"the job queue cannot accept work ({code}: {exc}); try again later"
-        )
-    if isinstance(exc, redis.exceptions.ResponseError) and str(exc).startswith(
-        ("OOM", "MISCONF", "BUSY ", "NOGROUP", "LOADING")
-    ):
-        return ServiceUnavailableError(f"the job queue cannot accept work: {exc}")
-    return exc
-
-
 class JobStore:
     """Takes report requests and reads jobs for the API, over a bounded, waiting pool."""
 
@@ -203,13 +178,7 @@ class JobStore:
                 "; retry shortly"
             ) from None
         try:
-            async with asyncio.timeout(COMMAND_TIMEOUT_S):
-                reply = await op()
-        except Exception as exc:
-            error = translate(exc)
-            if error is exc:
-                raise
-            raise error from exc
+            reply = await call_async(op)
         finally:
             self._slots.release()
         self.last_ok = time.monotonic()
@@ -217,7 +186,7 @@ class JobStore:
 
     async def _script(self, script: AsyncScript, keys: list[str], args: list[Any]) -> Any:
         """Run one of the request scripts, in a round trip shared with concurrent requests
-        (``agentlink.api.batch``)."""
+        (``agentlink.stream.batch``)."""
         reply = await self._batch.call(script.sha, script.script, keys, args)
         self.last_ok = time.monotonic()
         return reply
@@ -228,15 +197,7 @@ class JobStore:
 
     async def ensure_group(self) -> None:
         """Create the consumer group at id 0 (MKSTREAM) unless it exists."""
-        try:
-            await self._call(
-                lambda: self.client.xgroup_create(
-                    self.keys.stream, self.keys.group, id="0", mkstream=True
-                )
-            )
-        except redis.exceptions.ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        await ensure_group_async(self.client, self.keys)
         self._group_ready = True
 
     async def conditions(self) -> Conditions:
@@ -408,19 +369,9 @@ async def open_store(
     live_within_s: float = 30.0,
 ) -> AsyncIterator[JobStore]:
     """A store on a fresh, bounded connection pool, closed on exit."""
-    pool = aioredis.BlockingConnectionPool.from_url(
-        redis_url,
-        max_connections=pool_size + 1,  # + the request scripts' shared connection
-        timeout=None,  # the store's semaphore does the waiting, with its own deadline
-        decode_responses=True,
-        # No socket timeout: redis-py would start a task per command to enforce it on every
-        # write (asyncio.wait_for). JobStore._call puts one deadline around each call
-        # instead; a call cut short by it disconnects its connection, as any error does.
-        socket_timeout=None,
-        socket_connect_timeout=2,
-        health_check_interval=30,
-    )
-    client = aioredis.Redis(connection_pool=pool)
+    # + 1: the connection the request scripts share (agentlink.stream.batch). The store's
+    # semaphore does the waiting for the others, with its own deadline.
+    client = connect_async(redis_url, max_connections=pool_size + 1)
     store = JobStore(
         client,
         keys,
@@ -437,4 +388,4 @@ async def open_store(
     finally:
         store.close()
         await client.aclose()
-        await pool.disconnect()
+        await client.connection_pool.disconnect()

@@ -15,7 +15,6 @@ computes the same rates from the same history (``agentlink.observe.capacity``).
 
 from __future__ import annotations
 
-import asyncio
 import math
 import os
 import time
@@ -24,14 +23,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
-import redis.exceptions
 import structlog
 from prometheus_client import generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 
+from agentlink.errors import RedisCommandError, ServiceUnavailableError
 from agentlink.observe import capacity, metrics
 from agentlink.observe.capacity import ConsumerState, HostMemory, MemoryFit, Rates, Sample
 from agentlink.settings import Settings
+from agentlink.stream.connection import call_async, translate
 from agentlink.stream.encoding import entry_time_s
 from agentlink.stream.keys import Keys
 
@@ -93,11 +93,9 @@ class StreamState:
 def _ok(reply: Any, default: Any) -> Any:
     """A pipelined reply; ``default`` for a missing stream or group, other errors raised."""
     if isinstance(reply, Exception):
-        if isinstance(reply, redis.exceptions.ResponseError) and any(
-            marker in str(reply) for marker in _MISSING
-        ):
+        if any(marker in str(reply) for marker in _MISSING):
             return default
-        raise reply
+        raise translate(reply)
     return reply
 
 
@@ -431,11 +429,13 @@ async def exposition(client: aioredis.Redis, settings: Settings) -> bytes:
     host = capacity.host_memory()
     state: StreamState | None
     try:
-        async with asyncio.timeout(SCRAPE_BUDGET_S):
-            state = await read_stream_state(
+        state = await call_async(
+            lambda: read_stream_state(
                 client, Keys(settings.key_prefix), ScalingConfig.from_settings(settings), host=host
-            )
-    except (redis.exceptions.RedisError, TimeoutError, OSError) as exc:
+            ),
+            timeout_s=SCRAPE_BUDGET_S,
+        )
+    except (ServiceUnavailableError, RedisCommandError, OSError) as exc:
         log.warning("metrics.redis_unavailable", error=str(exc) or type(exc).__name__)
         state = None
     collector = ScrapeCollector(state, time.perf_counter() - started, host)

@@ -47,20 +47,26 @@ def translate(exc: BaseException) -> BaseException:
             f"the job queue (Redis) did not answer within {COMMAND_TIMEOUT_S:g} s; "
             "try again shortly"
         )
+    if not isinstance(exc, redis.exceptions.RedisError):
+        return exc
+    unavailable: str | None = None
     if isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)):
-        return ServiceUnavailableError("the job queue (Redis) is unreachable; try again shortly")
-    for cls, code in _UNAVAILABLE_CLASSES.items():
-        if isinstance(exc, cls):
-            return ServiceUnavailableError(
-                f"the job queue cannot accept work ({code}: {exc}); try again later"
-            )
-    if isinstance(exc, redis.exceptions.ResponseError):
-        if str(exc).startswith(_UNAVAILABLE_CODES):
-            return ServiceUnavailableError(f"the job queue cannot accept work: {exc}")
-        return RedisCommandError(f"Redis refused a command: {exc}")
-    if isinstance(exc, redis.exceptions.RedisError):
-        return ServiceUnavailableError(f"the job queue (Redis) failed: {exc}")
-    return exc
+        unavailable = "the job queue (Redis) is unreachable; try again shortly"
+    elif code := next((c for k, c in _UNAVAILABLE_CLASSES.items() if isinstance(exc, k)), ""):
+        unavailable = f"the job queue cannot accept work ({code}: {exc}); try again later"
+    elif not isinstance(exc, redis.exceptions.ResponseError):
+        unavailable = f"the job queue (Redis) failed: {exc}"
+    elif str(exc).startswith(_UNAVAILABLE_CODES):
+        unavailable = f"the job queue cannot accept work: {exc}"
+    if unavailable is not None:
+        return ServiceUnavailableError(unavailable)
+    return RedisCommandError(f"Redis refused a command: {exc}")
+
+
+def is_no_script(reply: object) -> bool:
+    """True for the reply of an EVALSHA whose script Redis does not have (restarted, or
+    its script cache flushed): load it and call again."""
+    return isinstance(reply, redis.exceptions.NoScriptError)
 
 
 def call(op: Callable[[], T]) -> T:

@@ -10,14 +10,16 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-import redis
 
 from agentlink.errors import InvalidJobError
 from agentlink.jobs import decode_entry, new_job_fields
-from agentlink.stream.encoding import flatten, now_iso
+from agentlink.stream.connection import call
+from agentlink.stream.encoding import flatten, next_id, now_iso
 from agentlink.stream.keys import Keys
 from agentlink.stream.scripts import REPLAY_LUA
 
+PAGE = 500
+"""Dead letters read per round trip when going through all of them."""
 ENTRY_FIELDS = ("job_id", "kind", "suburb", "state", "submitted_at", "v", "payload")
 
 
@@ -38,15 +40,16 @@ class DeadLetter(msgspec.Struct):
 class DeadLetters:
     """The dead-letter stream of one key prefix."""
 
-    def __init__(self, client: redis.Redis, keys: Keys) -> None:
-        # redis-py annotates replies as bytes | str; with decode_responses=True they are str.
-        self.client: Any = client
+    def __init__(self, client: Any, keys: Keys) -> None:
+        """``client``: a decoding client from ``agentlink.stream.connection.connect``."""
+        self.client = client
         self.keys = keys
         self._replay = self.client.register_script(REPLAY_LUA)
 
-    def entries(self, count: int = 100) -> list[DeadLetter]:
-        """The oldest ``count`` dead letters."""
-        rows: list[Any] = self.client.xrange(self.keys.dead, count=count)
+    def entries(self, count: int = 100, after: str = "") -> list[DeadLetter]:
+        """The oldest ``count`` dead letters (after the letter ``after``, for paging)."""
+        start = next_id(after) if after else "-"
+        rows: list[Any] = call(lambda: self.client.xrange(self.keys.dead, start, "+", count=count))
         return [
             DeadLetter(
                 dead_id=dead_id,
@@ -68,34 +71,36 @@ class DeadLetters:
         ``InvalidJobError`` if the letter is one a consumer can never read (no job id,
         undecodable payload, unknown schema version): replaying it would only kill it again.
         """
-        rows: list[Any] = self.client.xrange(self.keys.dead, dead_id, dead_id)
+        rows: list[Any] = call(lambda: self.client.xrange(self.keys.dead, dead_id, dead_id))
         if not rows:
             return None
         fields: dict[str, str] = rows[0][1]
         job_id, spec = decode_entry(fields)
         entry = flatten({k: fields[k] for k in ENTRY_FIELDS if k in fields})
         job = new_job_fields(job_id, spec, fields.get("submitted_at") or now_iso())
-        return str(
-            self._replay(
-                keys=[self.keys.dead, self.keys.stream, self.keys.job(job_id), self.keys.index],
-                args=[dead_id, job_id, len(entry), *entry, *flatten(job)],
-            )
-        )
+        keys = [self.keys.dead, self.keys.stream, self.keys.job(job_id), self.keys.index]
+        args = [dead_id, job_id, len(entry), *entry, *flatten(job)]
+        return str(call(lambda: self._replay(keys=keys, args=args)))
 
     def replay_all(self) -> list[str]:
         """Replay every replayable dead letter, oldest first; returns the new entry ids."""
         replayed: list[str] = []
-        for letter in self.entries(count=1_000_000):
-            try:
-                new_id = self.replay(letter.dead_id)
-            except InvalidJobError:
-                continue
-            if new_id:
-                replayed.append(new_id)
+        after = ""
+        while page := self.entries(count=PAGE, after=after):
+            after = page[-1].dead_id
+            for letter in page:
+                try:
+                    new_id = self.replay(letter.dead_id)
+                except InvalidJobError:
+                    continue
+                if new_id:
+                    replayed.append(new_id)
         return replayed
 
     def purge(self) -> int:
         """Delete every dead letter; returns how many there were."""
-        count = int(self.client.xlen(self.keys.dead))
-        self.client.delete(self.keys.dead)
-        return count
+        pipe = self.client.pipeline(transaction=True)
+        pipe.xlen(self.keys.dead)
+        pipe.delete(self.keys.dead)
+        count, _ = call(pipe.execute)
+        return int(count)

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
-import redis.exceptions
 
 from agentlink.errors import ServiceBusyError, ServiceUnavailableError
+from agentlink.stream.connection import is_no_script
 
 MAX_BATCH = 128
 """Calls per round trip at most: a bound on how long one pipeline holds Redis."""
@@ -114,7 +114,7 @@ class ScriptBatcher:
         try:
             async with asyncio.timeout(self.command_timeout_s):
                 replies = await self._pipeline(batch)
-                lost = [c for c, r in zip(batch, replies, strict=True) if _no_script(r)]
+                lost = [c for c, r in zip(batch, replies, strict=True) if is_no_script(r)]
                 if lost:
                     # Redis restarted or its script cache was flushed: load and send again.
                     for source in {c.source for c in lost}:
@@ -145,7 +145,3 @@ class ScriptBatcher:
         for c in calls:
             pipe.execute_command("EVALSHA", c.sha, len(c.keys), *c.keys, *c.args)
         return await pipe.execute(raise_on_error=False)
-
-
-def _no_script(reply: Any) -> bool:
-    return isinstance(reply, redis.exceptions.NoScriptError)

@@ -1,4 +1,4 @@
-"""Shared round trips for the request scripts (agentlink.api.batch), against real Redis."""
+"""Shared round trips for the request scripts (agentlink.stream.batch), against real Redis."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import redis
 import redis.asyncio as aioredis
 
 from agentlink.admin.devredis import RedisServer
-from agentlink.api.batch import ScriptBatcher
-from agentlink.api.store import translate
-from agentlink.errors import ServiceBusyError, ServiceUnavailableError
+from agentlink.errors import RedisCommandError, ServiceBusyError, ServiceUnavailableError
+from agentlink.stream.batch import ScriptBatcher
+from agentlink.stream.connection import translate
 
 ECHO = "if ARGV[1] == 'fail' then return redis.error_reply('ERR asked to fail') end return ARGV[1]"
 
@@ -60,7 +60,7 @@ class TestSharedRoundTrips:
 
         first, failed, third = run(go)
         assert (first, third) == ("a", "c")
-        assert isinstance(failed, redis.exceptions.ResponseError)
+        assert isinstance(failed, RedisCommandError)
         assert "asked to fail" in str(failed)
 
     def test_a_flushed_script_cache_is_reloaded(self, redis_url: str, r: redis.Redis) -> None:
