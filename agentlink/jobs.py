@@ -47,11 +47,13 @@ class Status(enum.StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     DEAD = "dead"
+    CANCELLED = "cancelled"
 
     @property
     def finished(self) -> bool:
-        """True once the job will not change any more (until a replay)."""
-        return self in {Status.COMPLETED, Status.FAILED, Status.DEAD}
+        """True once the job will not change any more (until a replay); the scripts hold
+        the same list (``stream/lua/job_status.lua``)."""
+        return self in {Status.COMPLETED, Status.FAILED, Status.DEAD, Status.CANCELLED}
 
 
 Suburb = Annotated[str, msgspec.Meta(min_length=1, max_length=80)]
@@ -235,6 +237,7 @@ def new_job_fields(
         "period_months": str(spec.period_months),
         "period_end": spec.period_end.isoformat() if spec.period_end else "",
         "created_at": created_at,
+        "created_ms": str(int(datetime.fromisoformat(created_at).timestamp() * 1000)),
         "attempts": "0",
     }
     if spec.callback_url:

@@ -5,13 +5,16 @@ consumer's main thread; a separate thread renews the lease on the current entry 
 third of ``AGENTLINK_LEASE_S`` whatever the main thread is doing, and keeps the consumer's
 heartbeat (which also holds its name, so two live processes never share one). If a renewal
 finds that another consumer now owns the entry, the lease is marked lost and the main
-thread abandons the job instead of racing the new owner. While Redis is unreachable it
-retries every ``OUTAGE_RETRY_S``, so the lease is renewed as soon as Redis is back.
+thread abandons the job instead of racing the new owner; if it finds that the job's
+cancel was requested, the lease is marked cancelled and the render stops. While Redis is
+unreachable it retries every ``OUTAGE_RETRY_S``, so the lease is renewed as soon as Redis
+is back.
 """
 
 from __future__ import annotations
 
 import contextlib
+import enum
 import os
 import socket
 import threading
@@ -24,14 +27,24 @@ import structlog
 from agentlink.errors import ServiceUnavailableError
 from agentlink.jobs import JobEvent
 from agentlink.stream.encoding import now_iso
-from agentlink.stream.queue import ReportQueue
+from agentlink.stream.group import GroupMember
+from agentlink.stream.scripts import TIMELINE_CAP
 from consumers import metrics
 
 log = structlog.get_logger(__name__)
 
-
 OUTAGE_RETRY_S = 0.25
 """How often a failed renewal is tried again while Redis is unreachable."""
+
+
+class Checkpoint(enum.Enum):
+    """What a renewal right before storing says about the entry and its job."""
+
+    OWNED = 1
+    LOST = 0
+    DELETED = -1
+    CANCELLED = 2
+    FINISHED = 3
 
 
 class NameTakenError(Exception):
@@ -41,10 +54,11 @@ class NameTakenError(Exception):
 class LeaseKeeper:
     """Renews the lease of the entry being worked on, and beats the heartbeat."""
 
-    def __init__(self, queue: ReportQueue, *, lease_s: float, report_jobs: bool = False) -> None:
-        """``report_jobs``: the entries are report jobs, whose timeline records renewals and
-        whose lost leases are counted (not so for the notifier's callback entries)."""
-        self.queue = queue
+    def __init__(self, member: GroupMember, *, lease_s: float, report_jobs: bool = False) -> None:
+        """``report_jobs``: the entries are report jobs, whose timeline records renewals,
+        which can be cancelled, and whose lost leases are counted (not so for the
+        notifier's callback entries)."""
+        self.member = member
         self.report_jobs = report_jobs
         self.lease_ms = int(lease_s * 1000)
         self.every_s = lease_s / 3
@@ -53,12 +67,15 @@ class LeaseKeeper:
         self._entry_id: str | None = None
         self._job_id = ""
         self._lost = threading.Event()
+        self._cancelled = threading.Event()
         self.deleted = False
         self.state = ""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="lease-keeper", daemon=True)
         self.renewals = 0
         self._held_since = 0.0
+        self._confirmed_at = 0.0
+        """``time.monotonic()`` when this consumer last knew it owned the entry (0: never)."""
         self.stats: Callable[[], dict[str, str]] = dict
         """Extra heartbeat fields (the worker's memory), read at every beat."""
 
@@ -72,7 +89,7 @@ class LeaseKeeper:
                 continue
             if time.monotonic() > deadline:
                 raise NameTakenError(
-                    f"consumer name {self.queue.consumer!r} is held by another live process; "
+                    f"consumer name {self.member.name!r} is held by another live process; "
                     "set AGENTLINK_CONSUMER_NAME to a unique name per worker"
                 )
             stopping.wait(min(1.0, self.every_s))
@@ -81,7 +98,7 @@ class LeaseKeeper:
         """Take the name over from a previous process on this host that is gone (kill -9,
         OOM kill): a restarted consumer then resumes its own pending entries at once instead
         of waiting a lease for the dead holder's claim to lapse."""
-        holder = self.queue.name_holder()
+        holder = self.member.name_holder()
         if holder["host"] != socket.gethostname() or not holder["pid"].isdigit():
             return False
         pid = int(holder["pid"])
@@ -90,7 +107,7 @@ class LeaseKeeper:
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
-            taken = self.queue.take_over_name(holder["token"])
+            taken = self.member.take_over_name(holder["token"])
             if taken:
                 log.info("consumer.name_taken_over", dead_pid=pid)
             return taken
@@ -108,46 +125,87 @@ class LeaseKeeper:
         if self._thread.is_alive():
             self._thread.join(self.every_s + 5)
         with contextlib.suppress(ServiceUnavailableError):  # else it lapses after one lease
-            self.queue.release_name(self.token)
+            self.member.release_name(self.token)
 
-    def hold(self, entry_id: str, job_id: str) -> None:
-        """Start renewing ``entry_id`` (the consumer just took it)."""
+    def hold(self, entry_id: str, job_id: str, *, fresh: bool) -> None:
+        """Start renewing ``entry_id`` (the consumer just took it; the script that starts
+        the job says "busy" in the heartbeat). ``fresh``: Redis handed it over just now (a
+        read of a new entry, or XAUTOCLAIM), which reset its idle time."""
         with self._lock:
             self._entry_id, self._job_id = entry_id, job_id
             self._held_since = time.time()
+            self._confirmed_at = time.monotonic() if fresh else 0.0
             self._lost.clear()
+            self._cancelled.clear()
             self.deleted = False
-        self._beat()
 
-    def release(self) -> None:
-        """Stop renewing the current entry (acked, or handed back)."""
+    def release(self, *, beat: bool = False) -> None:
+        """Stop renewing the current entry (acked: the script that acked it said "idle" in
+        the heartbeat; with ``beat``, handed back: say it now)."""
         with self._lock:
             held = self._entry_id is not None
             self._entry_id, self._job_id = None, ""
-        if held:
-            self._beat()  # say "idle" now, not a third of a lease later
+        if held and beat:
+            self._beat()
 
     @property
     def lost(self) -> bool:
         """True once another consumer took the current entry over."""
         return self._lost.is_set()
 
-    def check(self) -> bool:
-        """Renew now and say whether we still own the entry (used right before storing)."""
+    @property
+    def cancelled(self) -> bool:
+        """True once the current job's cancel was requested."""
+        return self._cancelled.is_set()
+
+    def hand_back(self, entry_id: str) -> bool:
+        """Leave our entry idle for a whole lease, so another consumer reclaims it at once."""
+        try:
+            return self.member.renew(entry_id, idle_ms=self.lease_ms) == 1
+        except ServiceUnavailableError:
+            return False  # it becomes reclaimable when the lease lapses anyway
+
+    def checkpoint(self, event: JobEvent) -> Checkpoint | None:
+        """Say, right before storing, whether storing may go ahead; ``event`` (``rendered``)
+        joins the job's timeline when it may.
+
+        Nobody can take an entry over before it has been idle for a whole lease, so while
+        less than a third of one has passed since this consumer last knew it owned the
+        entry, the answer is known without asking Redis: None (go ahead; the event is then
+        the caller's to record, with the outcome). Otherwise the lease is renewed now."""
+        if (
+            not self._lost.is_set()
+            and not self._cancelled.is_set()
+            and time.monotonic() - self._confirmed_at < self.every_s
+        ):
+            return None
+        return self.renew(event=event, gate=True)
+
+    def renew(self, *, event: JobEvent | None = None, gate: bool = False) -> Checkpoint:
+        """Renew the lease on the current entry now (what the keeper thread does every
+        third of a lease); ``gate``: also say whether storing may go ahead."""
         with self._lock:
-            entry_id = self._entry_id
+            entry_id, job_id = self._entry_id, self._job_id
         if entry_id is None or self._lost.is_set():
-            return not self._lost.is_set()
-        outcome = self.queue.renew(entry_id)
-        if outcome != 1:
-            with self._lock:
-                # A renewal that raced with ack + hold(next entry) must not mark the next one.
-                if self._entry_id == entry_id:
-                    self.deleted = outcome == -1
-                    self._lost.set()
-                    if self.report_jobs:
-                        metrics.LEASES_LOST.inc()
-        return not self._lost.is_set()
+            return Checkpoint.LOST if self._lost.is_set() else Checkpoint.OWNED
+        job_key = self.member.keys.job(job_id) if self.report_jobs and job_id else ""
+        outcome = Checkpoint(
+            self.member.renew(entry_id, job_key=job_key, event=event, cap=TIMELINE_CAP, gate=gate)
+        )
+        with self._lock:
+            # A renewal that raced with ack + hold(next entry) must not mark the next one.
+            if self._entry_id != entry_id:
+                return outcome
+            if outcome in {Checkpoint.OWNED, Checkpoint.CANCELLED}:
+                self._confirmed_at = time.monotonic()
+            if outcome in {Checkpoint.LOST, Checkpoint.DELETED}:
+                self.deleted = outcome is Checkpoint.DELETED
+                self._lost.set()
+                if self.report_jobs:
+                    metrics.LEASES_LOST.inc()
+            elif outcome is Checkpoint.CANCELLED:
+                self._cancelled.set()
+        return outcome
 
     def _beat(self, *, strict: bool = False) -> bool:
         with self._lock:
@@ -159,7 +217,7 @@ class LeaseKeeper:
             log.exception("consumer.stats_failed")
             stats = {}
         try:
-            return self.queue.heartbeat(
+            return self.member.heartbeat(
                 self.token,
                 self.lease_ms,
                 job=job_id,
@@ -177,32 +235,25 @@ class LeaseKeeper:
             log.warning("consumer.heartbeat_failed", error=str(exc))
             return True  # cannot tell; do not stop working over a blip
 
-    def _note_renewal(self) -> None:
-        """Add the renewal to the job's timeline (consecutive ones fold into one event)."""
-        with self._lock:
-            job_id = self._job_id
-        if job_id and self.report_jobs:
-            event = JobEvent(event="renewed", at=now_iso(), consumer=self.queue.consumer)
-            # The timeline is a record, not the lease: never let it cost a heartbeat.
-            with contextlib.suppress(ServiceUnavailableError):
-                self.queue.event(job_id, event, renewal=True)
-
     def _run(self) -> None:
         wait_s, failing = self.every_s, False
         while not self._stop.wait(wait_s):
             wait_s = self.every_s
             # Nothing may kill this thread: without it every long job would be reclaimed.
             try:
-                if self.check():
+                renewed = JobEvent(event="renewed", at=now_iso(), consumer=self.member.name)
+                outcome = self.renew(event=renewed if self.report_jobs else None)
+                if outcome in {Checkpoint.OWNED, Checkpoint.CANCELLED}:
                     self.renewals += 1
-                    self._note_renewal()
-                else:
+                if outcome in {Checkpoint.LOST, Checkpoint.DELETED}:
                     log.warning("lease.lost", entry_id=self._entry_id, deleted=self.deleted)
+                if outcome is Checkpoint.CANCELLED:
+                    log.info("lease.cancel_requested", job_id=self._job_id)
                 if failing:
                     log.info("lease.renewed_after_outage", entry_id=self._entry_id)
                 failing = False
                 if not self._beat():
-                    log.error("consumer.name_taken", consumer=self.queue.consumer)
+                    log.error("consumer.name_taken", consumer=self.member.name)
             except ServiceUnavailableError as exc:
                 # Others reclaim once a lease has passed since the outage ended; renewing
                 # at once when Redis is back, not up to a third of a lease later, keeps a

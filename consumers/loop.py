@@ -16,7 +16,7 @@ import structlog
 
 from agentlink.errors import ServiceUnavailableError
 from agentlink.settings import Settings
-from agentlink.stream.queue import Entry, ReportQueue
+from agentlink.stream.group import Entry, GroupMember
 from consumers.lease import LeaseKeeper
 
 log = structlog.get_logger(__name__)
@@ -31,7 +31,7 @@ class StreamMember:
     """Log and go on after an unexpected error (else it ends the process, to be restarted)."""
 
     settings: Settings
-    queue: ReportQueue
+    member: GroupMember
     lease: LeaseKeeper
     stopping: threading.Event
     _reclaim_after: float
@@ -53,10 +53,10 @@ class StreamMember:
         delay = 0.5
         while not self.stopping.is_set():
             try:
-                self.queue.ensure_group()
+                self.member.ensure_group()
                 # A Redis that just restarted counts its downtime as idle time of every
                 # pending entry; reclaim only once their owners have had a lease to renew.
-                wait_s = max(0.0, self.settings.lease_s - self.queue.uptime_s())
+                wait_s = max(0.0, self.settings.lease_s - self.member.uptime_s())
                 self._reclaim_after = time.monotonic() + wait_s
                 self.lease.acquire_name(wait_s=self.settings.lease_s + 2, stopping=self.stopping)
                 return not self.stopping.is_set()
@@ -81,7 +81,7 @@ class StreamMember:
                 self.stopping.wait(1.0)
                 if "NOGROUP" in str(exc):  # the stream or group was deleted under us
                     with contextlib.suppress(ServiceUnavailableError):
-                        self.queue.ensure_group()
+                        self.member.ensure_group()
             except Exception:
                 if not self.survive_errors:
                     raise
@@ -98,7 +98,7 @@ class StreamMember:
     def _drain_own_pending(self) -> None:
         after = "0"
         while not self.stopping.is_set():
-            entry = self.queue.read_own_pending(after)
+            entry = self.member.read_own_pending(after)
             if entry is None:
                 return
             self.resume(entry)

@@ -18,8 +18,10 @@ import structlog
 
 from agentlink.settings import Settings
 from agentlink.storage import Storage, create_storage
+from agentlink.stream.connection import connect
+from agentlink.stream.group import Entry, GroupMember
 from agentlink.stream.keys import Keys
-from agentlink.stream.queue import Entry, ReportQueue, connect
+from agentlink.stream.records import JobRecords
 from consumers import metrics
 from consumers.job import ReportJob, Via
 from consumers.lease import LeaseKeeper
@@ -29,6 +31,8 @@ from consumers.render_child import Renderer, ReportRenderer, rss_bytes
 log = structlog.get_logger(__name__)
 
 HOUSEKEEPING_EVERY_S = 60.0
+RECLAIM_EVERY_S = 1.0
+"""How often an idle-or-busy consumer looks for entries other consumers left stalled."""
 
 
 class Consumer(StreamMember):
@@ -48,12 +52,12 @@ class Consumer(StreamMember):
         fault injection pass their own (``bench/``)."""
         self.settings = settings
         self.name = f"{settings.consumer_name}-{slot}"
-        self.queue = ReportQueue(
-            connect(settings.redis_url, block_ms=settings.block_ms),
-            Keys(settings.key_prefix),
-            self.name,
-        )
-        self.lease = LeaseKeeper(self.queue, lease_s=settings.lease_s, report_jobs=True)
+        # The socket timeout outlasts a blocking read.
+        client = connect(settings.redis_url, timeout_s=settings.block_ms / 1000 + 10)
+        keys = Keys(settings.key_prefix)
+        self.member = GroupMember(client, keys, self.name)
+        self.records = JobRecords(client, keys, self.name)
+        self.lease = LeaseKeeper(self.member, lease_s=settings.lease_s, report_jobs=True)
         self.renderer: ReportRenderer = renderer or Renderer(
             data=settings.data,
             brand=settings.brand,
@@ -65,12 +69,13 @@ class Consumer(StreamMember):
         self.stop_requested_at: float | None = None
         self.job = ReportJob(
             settings=settings,
-            queue=self.queue,
+            records=self.records,
             lease=self.lease,
             renderer=self.renderer,
             storage=storage or create_storage(settings),
             should_give_up=self._past_grace,
             stopping=self.stopping,
+            may_take_next=self._may_take_next,
         )
         # The heartbeat carries this worker's memory, from which the API's memory budget
         # (agentlink_workers_memory_fit) is computed; the gauges show it per process.
@@ -81,6 +86,7 @@ class Consumer(StreamMember):
         metrics.RESIDENT_MEMORY.labels(process="render").set_function(self.renderer.rss_bytes)
         self._claim_cursor = "0-0"
         self._reclaim_after = 0.0
+        self._next_reclaim = 0.0
         self._next_housekeeping = time.monotonic() + HOUSEKEEPING_EVERY_S
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -131,11 +137,16 @@ class Consumer(StreamMember):
 
     def step(self) -> None:
         """Housekeeping when due, then one reclaimed or one new entry."""
-        if time.monotonic() >= self._next_housekeeping:
+        now = time.monotonic()
+        if now >= self._next_housekeeping:
             self._housekeeping()
-        if self._reclaim_one():
-            return
-        entry = self.queue.read_new(self.settings.block_ms)
+        # Looking for stalled entries costs a round trip: once a second is soon enough
+        # (a lease is 10 s), and at once again after one was found.
+        if now >= self._next_reclaim:
+            if self._reclaim_one():
+                return
+            self._next_reclaim = now + RECLAIM_EVERY_S
+        entry = self.member.read_new(self.settings.block_ms)
         if entry is not None:
             self._handle(entry)
 
@@ -143,22 +154,36 @@ class Consumer(StreamMember):
         """Take over one entry idle for longer than a lease; True if one was handled."""
         if not self.reclaim_allowed():
             return False
-        cursor, entry, deleted = self.queue.reclaim(self._claim_cursor, self.settings.lease_ms)
+        cursor, entry, deleted = self.member.reclaim(self._claim_cursor, self.settings.lease_ms)
         self._claim_cursor = cursor
         for entry_id in deleted:
             self.job.entry_lost(entry_id)
         if entry is None:
             return False
-        metrics.RECLAIMED.inc()
-        log.info("report.reclaimed", entry_id=entry.entry_id, deliveries=entry.deliveries)
         self._handle(entry, via="reclaim")
         return True
 
     def _handle(self, entry: Entry, via: Via = "read") -> None:
-        try:
-            self.job.handle(entry, via=via)
-        finally:
-            structlog.contextvars.unbind_contextvars("job_id", "entry_id", "attempt", "request_id")
+        """Handle ``entry``, then the new entries each outcome's script hands over."""
+        next_entry: Entry | None = entry
+        while next_entry is not None:
+            try:
+                next_entry = self.job.handle(next_entry, via=via)
+            finally:
+                structlog.contextvars.unbind_contextvars(
+                    "job_id", "entry_id", "attempt", "request_id"
+                )
+            via = "read"
+
+    def _may_take_next(self) -> bool:
+        """Whether an outcome's script may read the next entry: not while stopping, nor when
+        a look for stalled entries or housekeeping is due (those come first)."""
+        now = time.monotonic()
+        return (
+            not self.stopping.is_set()
+            and now < self._next_reclaim
+            and now < self._next_housekeeping
+        )
 
     def _memory_stats(self) -> dict[str, str]:
         """Heartbeat fields: the consumer's RSS and its render child's current and peak RSS."""
@@ -171,10 +196,16 @@ class Consumer(StreamMember):
 
     def _housekeeping(self) -> None:
         self._next_housekeeping = time.monotonic() + HOUSEKEEPING_EVERY_S
-        removed = self.queue.trim(self.settings.retention_s, lock_s=int(HOUSEKEEPING_EVERY_S))
+        removed = self.member.trim(self.settings.retention_s, lock_s=int(HOUSEKEEPING_EVERY_S))
         if removed:
             log.info("stream.trimmed", removed=removed)
+        if removed is not None:  # this consumer's turn: the indexes too
+            day_ms = 24 * 3600 * 1000
+            before_ms = int(time.time() * 1000) - self.settings.job_ttl_s * 1000 - day_ms
+            pruned = self.records.prune(before_ms)
+            if pruned:
+                log.info("jobs.pruned", dropped=pruned)
         idle_ms = max(3600_000, 10 * self.settings.lease_ms)
-        forgotten = self.queue.forget_idle_consumers(idle_ms, time.time() - idle_ms / 1000)
+        forgotten = self.member.forget_idle_members(idle_ms, time.time() - idle_ms / 1000)
         if forgotten:
             log.info("consumer.forgot_idle_consumers", names=forgotten)

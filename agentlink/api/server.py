@@ -28,6 +28,8 @@ from agentlink.settings import Settings
 if TYPE_CHECKING:
     from litestar import Litestar
 
+LINGER_S = 2.0
+"""After a 408, how long a connection stays open (reading and dropping) before it closes."""
 LISTEN_BACKLOG = 8192
 """Connections the kernel holds before the API accepts them (capped by net.core.somaxconn)."""
 
@@ -42,6 +44,7 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._header_deadline: asyncio.TimerHandle | None = None
         self._header_bytes = 0
+        self._lingering = False
 
     @classmethod
     def _timeout_s(cls) -> float:
@@ -64,20 +67,29 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
         self._header_deadline = None
         if self.transport.is_closing():
             return
-        if self._header_bytes:
-            body = b"request headers did not arrive in time"
-            self.transport.write(
-                b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain\r\n"
-                b"content-length: " + str(len(body)).encode() + b"\r\n"
-                b"connection: close\r\n\r\n" + body
-            )
-        self.transport.close()
+        if not self._header_bytes:
+            self.transport.close()
+            return
+        body = b"request headers did not arrive in time"
+        self.transport.write(
+            b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain\r\n"
+            b"content-length: " + str(len(body)).encode() + b"\r\n"
+            b"connection: close\r\n\r\n" + body
+        )
+        # Close our side, but keep reading (and dropping) what the client still sends for a
+        # moment: closing with unread data would reset the connection, and the reset can
+        # destroy the 408 before the client reads it.
+        self._lingering = True
+        self.transport.write_eof()
+        self.loop.call_later(LINGER_S, self.transport.close)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._arm()
 
     def data_received(self, data: bytes) -> None:
+        if self._lingering:
+            return
         if self._header_deadline is not None:
             self._header_bytes += len(data)
         super().data_received(data)

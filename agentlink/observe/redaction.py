@@ -78,7 +78,13 @@ class SecretScrubber:
 
     def __call__(self, _logger: Any, _method: str, rendered: Any) -> Any:
         if isinstance(rendered, bytes):
-            return redact_urls(self.scrub(rendered.decode("utf-8", "replace"))).encode()
+            return self.clean(rendered.decode("utf-8", "replace")).encode()
         if isinstance(rendered, str):
-            return redact_urls(self.scrub(rendered))
+            return self.clean(rendered)
         return rendered
+
+    def clean(self, text: str) -> str:
+        """``text`` without secret values and without URL paths (a line with no URL skips
+        the pattern: most lines have none)."""
+        text = self.scrub(text)
+        return redact_urls(text) if "://" in text else text

@@ -12,11 +12,11 @@ from typing import Any
 import msgspec
 
 from agentlink.errors import InvalidJobError
-from agentlink.jobs import decode_entry, new_job_fields
+from agentlink.jobs import JobEvent, decode_entry, new_job_fields
 from agentlink.stream.connection import call
 from agentlink.stream.encoding import flatten, next_id, now_iso
 from agentlink.stream.keys import Keys
-from agentlink.stream.scripts import REPLAY_LUA
+from agentlink.stream.scripts import TIMELINE_CAP, Scripts
 
 PAGE = 500
 """Dead letters read per round trip when going through all of them."""
@@ -44,7 +44,7 @@ class DeadLetters:
         """``client``: a decoding client from ``agentlink.stream.connection.connect``."""
         self.client = client
         self.keys = keys
-        self._replay = self.client.register_script(REPLAY_LUA)
+        self.scripts = Scripts(client)
 
     def entries(self, count: int = 100, after: str = "") -> list[DeadLetter]:
         """The oldest ``count`` dead letters (after the letter ``after``, for paging)."""
@@ -76,11 +76,19 @@ class DeadLetters:
             return None
         fields: dict[str, str] = rows[0][1]
         job_id, spec = decode_entry(fields)
-        entry = flatten({k: fields[k] for k in ENTRY_FIELDS if k in fields})
-        job = new_job_fields(job_id, spec, fields.get("submitted_at") or now_iso())
+        options = {
+            "idx": self.keys.indexes,
+            "dead_id": dead_id,
+            "job_id": job_id,
+            "entry": flatten({k: fields[k] for k in ENTRY_FIELDS if k in fields}),
+            "restore": flatten(
+                new_job_fields(job_id, spec, fields.get("submitted_at") or now_iso())
+            ),
+            "event": JobEvent(event="replayed", at=now_iso(), detail=f"dead letter {dead_id}"),
+            "cap": TIMELINE_CAP,
+        }
         keys = [self.keys.dead, self.keys.stream, self.keys.job(job_id), self.keys.index]
-        args = [dead_id, job_id, len(entry), *entry, *flatten(job)]
-        return str(call(lambda: self._replay(keys=keys, args=args)))
+        return str(self.scripts.run("replay.lua", keys, msgspec.json.encode(options))) or None
 
     def replay_all(self) -> list[str]:
         """Replay every replayable dead letter, oldest first; returns the new entry ids."""

@@ -19,6 +19,14 @@ server)::
     agentlink:callbacks:dead    callbacks given up on: fields + last error
     agentlink:notifiers         sorted set: notifier name -> last heartbeat (unix s)
     agentlink:notifier:<name>   hash: a notifier's heartbeat owner token
+    agentlink:jobs              sorted set: every job id -> created ms (the dashboard's indexes,
+    agentlink:jobs:status:<s>   sorted set: job ids of status s -> created ms  kept by the
+    agentlink:jobs:ids          sorted set (lexical): job ids, for prefix search  scripts
+    agentlink:jobs:suburb:<ST|suburb>  sorted set: job ids of one suburb -> created ms
+    agentlink:jobs:where        hash: job id -> "<ST>|<suburb>", to prune the above
+    agentlink:jobs:suburbs      sorted set (lexical): "<suburb>|<ST>" of every suburb asked for
+    agentlink:stats:history:<hour>  hash: "<minute>:<event>" -> count (26 h): accepted,
+                                completed, failed, dead, cancelled
 """
 
 from __future__ import annotations
@@ -86,6 +94,47 @@ class Keys:
     def rate(self, scope: str) -> str:
         """The rate-limit state of one caller."""
         return f"{self.prefix}:rate:{scope}"
+
+    @property
+    def jobs(self) -> str:
+        """Sorted set of every job id by creation time (ms)."""
+        return f"{self.prefix}:jobs"
+
+    def jobs_with_status(self, status: str) -> str:
+        """Sorted set of the job ids with ``status``, by creation time (ms)."""
+        return f"{self.prefix}:jobs:status:{status}"
+
+    @property
+    def job_ids(self) -> str:
+        """Lexical sorted set of job ids (prefix search)."""
+        return f"{self.prefix}:jobs:ids"
+
+    def jobs_of_suburb(self, state: str, suburb: str) -> str:
+        """Sorted set of the job ids of one suburb, by creation time (ms)."""
+        return f"{self.prefix}:jobs:suburb:{state.upper()}|{suburb.lower()}"
+
+    @property
+    def suburbs(self) -> str:
+        """Lexical sorted set of ``<suburb>|<STATE>`` of every suburb asked for."""
+        return f"{self.prefix}:jobs:suburbs"
+
+    def history(self, hour: int) -> str:
+        """Hash of one hour's counts: ``<minute>:<event>`` -> count."""
+        return f"{self.prefix}:stats:history:{hour}"
+
+    @property
+    def indexes(self) -> dict[str, str]:
+        """The index key names (or name prefixes) the scripts keep up to date
+        (``lua/job_status.lua``, ``lua/index_job.lua``, ``lua/prune_jobs.lua``)."""
+        return {
+            "all": self.jobs,
+            "by_status": self.jobs_with_status(""),
+            "ids": self.job_ids,
+            "where": f"{self.prefix}:jobs:where",
+            "suburb": f"{self.prefix}:jobs:suburb:",
+            "suburbs": self.suburbs,
+            "history": self.history(0).removesuffix("0"),
+        }
 
     @property
     def service_stats(self) -> str:

@@ -17,7 +17,7 @@ from agentlink.api.limits import estimate_wait_s
 from agentlink.jobs import Status
 from agentlink.settings import Settings
 from agentlink.stream.keys import Keys
-from agentlink.stream.queue import ReportQueue
+from agentlink.stream.records import JobRecords, Outcome
 
 AGENTS = "/api/generate-agents-report"
 MANLY = {"suburb": "Manly", "state": "NSW"}
@@ -197,16 +197,13 @@ class TestServiceTime:
     def test_completion_feeds_the_moving_average(
         self, client: TestClient[Any], r: redis.Redis, keys: Keys
     ) -> None:
-        """The outcome script turns started_at..finished_at of completed jobs into the EWMA."""
-        queue = ReportQueue(r, keys, "c-1")
+        """The outcome script turns the service time the consumer measured into the EWMA."""
+        records = JobRecords(r, keys, "c-1")
         for seconds in (4.0, 2.0):
             job_id = client.post(AGENTS, json=MANLY).json()["job_id"]
             [[_, [(entry_id, _)]]] = r.xreadgroup(keys.group, "c-1", {keys.stream: ">"}, count=1)
-            r.hset(keys.job(job_id), "started_at", "2026-11-26T23:59:58.000+00:00")
-            finished = f"2026-11-27T00:00:{seconds - 2:06.3f}+00:00"
-            assert queue.finish(
-                entry_id, job_id, 3600, status=Status.COMPLETED.value, finished_at=finished
-            )
+            done = Outcome(Status.COMPLETED, {"finished_at": "2026-11-27T00:00:00.000+00:00"}, [])
+            assert records.finish(entry_id, job_id, 3600, done, service_s=seconds)[0]
         stats = r.hgetall(keys.service_stats)
         assert stats["samples"] == "2"
         assert stats["last_s"] == "2.000"
@@ -216,15 +213,9 @@ class TestServiceTime:
         self, client: TestClient[Any], r: redis.Redis, keys: Keys
     ) -> None:
         """A job that failed at once says nothing about how long a report takes."""
-        queue = ReportQueue(r, keys, "c-1")
+        records = JobRecords(r, keys, "c-1")
         job_id = client.post(AGENTS, json=MANLY).json()["job_id"]
         [[_, [(entry_id, _)]]] = r.xreadgroup(keys.group, "c-1", {keys.stream: ">"}, count=1)
-        r.hset(keys.job(job_id), "started_at", "2026-11-26T10:00:00.000+00:00")
-        queue.finish(
-            entry_id,
-            job_id,
-            3600,
-            status=Status.FAILED.value,
-            finished_at="2026-11-26T10:00:01.000+00:00",
-        )
+        failed = Outcome(Status.FAILED, {"finished_at": "2026-11-26T10:00:01.000+00:00"}, [])
+        assert records.finish(entry_id, job_id, 3600, failed, service_s=1.0)[0]
         assert not r.exists(keys.service_stats)

@@ -155,10 +155,11 @@ class TestSlowClients:
             deadline = time.monotonic() + 30  # 30x the header deadline
             sock.settimeout(0.2)
             while time.monotonic() < deadline:
-                try:
-                    sock.sendall(b"X-Slow: 1\r\n")
-                except OSError:
-                    break  # the server closed the connection
+                if not received:  # trickle until the server answers
+                    try:
+                        sock.sendall(b"X-Slow: 1\r\n")
+                    except OSError:
+                        break  # the server closed the connection
                 try:
                     chunk = sock.recv(4096)
                 except TimeoutError:

@@ -17,7 +17,8 @@ import redis
 
 from agentlink.settings import Settings
 from agentlink.stream.keys import Keys
-from consumers.notifier import EXCERPT_BYTES, Notifier, classify
+from consumers.callback_sender import EXCERPT_BYTES, classify
+from consumers.notifier import Notifier
 from tests.conftest import Processes, settings_env, wait_for
 from tests.support.callbacks import callback_state, enqueue_callback
 

@@ -21,8 +21,9 @@ from agentlink.callbacks import CallbackPolicy, CallbackUrlError, address_proble
 from agentlink.jobs import Status
 from agentlink.settings import Settings
 from agentlink.stream.keys import Keys
-from agentlink.stream.queue import ReportQueue
-from consumers.notifier import Notifier, classify
+from agentlink.stream.records import JobRecords, Outcome
+from consumers.callback_sender import classify
+from consumers.notifier import Notifier
 from tests.conftest import Processes, settings_env, wait_for
 from tests.support.callbacks import callback_state, enqueue_callback
 
@@ -143,12 +144,12 @@ def submit(client: TestClient[Any], callback_url: str) -> str:
 
 def finish(r: redis.Redis, keys: Keys, job_id: str, status: Status = Status.COMPLETED) -> None:
     """What a consumer does at the end of a job: the outcome script (with its hook)."""
-    queue = ReportQueue(r, keys, "test-1")
+    records = JobRecords(r, keys, "test-1")
     [[_, [(entry_id, _)]]] = r.xreadgroup(keys.group, "test-1", {keys.stream: ">"}, count=1)
-    fields = {"status": status.value, "finished_at": "2026-11-26T10:00:00.000+00:00"}
+    fields = {"finished_at": "2026-11-26T10:00:00.000+00:00"}
     if status == Status.FAILED:
         fields["error"] = "no sales recorded for Manly, NSW"
-    assert queue.finish(entry_id, job_id, 3600, **fields)
+    assert records.finish(entry_id, job_id, 3600, Outcome(status, fields, []))[0]
 
 
 class TestSubmissionGuard:
@@ -290,14 +291,15 @@ class TestOutcomeHook:
     def test_failed_and_dead_jobs_queue_callbacks_too(
         self, cb_settings: Settings, r: redis.Redis, keys: Keys, receiver: Receiver
     ) -> None:
-        """failed (FINISH_LUA) and dead (DEAD_LETTER_LUA) notify as well."""
+        """failed (finish.lua) and dead (dead_letter.lua) notify as well."""
         with TestClient(app=create_app(cb_settings)) as client:
             failed = submit(client, receiver.url)
             dead = submit(client, receiver.url)
         finish(r, keys, failed, Status.FAILED)
-        queue = ReportQueue(r, keys, "test-1")
+        records = JobRecords(r, keys, "test-1")
         [[_, [(entry_id, entry)]]] = r.xreadgroup(keys.group, "test-1", {keys.stream: ">"})
-        queue.dead_letter(entry_id, dead, 3600, dict(entry), status="dead", error="gave up")
+        gave_up = Outcome(Status.DEAD, {"error": "gave up", "finished_at": "t"}, [])
+        assert records.dead_letter(entry_id, dead, 3600, dict(entry), gave_up)
         statuses = {f["job_id"]: f["status"] for _, f in r.xrange(keys.callbacks.stream)}
         assert statuses == {failed: "failed", dead: "dead"}
 
@@ -310,9 +312,10 @@ class TestOutcomeHook:
             with_url = submit(client, receiver.url)
         finish(r, keys, plain)
         finish(r, keys, with_url)
-        queue = ReportQueue(r, keys, "test-1")
+        records = JobRecords(r, keys, "test-1")
         entry_id = r.hget(keys.job(with_url), "entry_id")
-        assert not queue.finish(str(entry_id), with_url, 3600, status="completed")
+        again = Outcome(Status.COMPLETED, {"finished_at": "t"}, [])
+        assert not records.finish(str(entry_id), with_url, 3600, again)[0]
         assert r.xlen(keys.callbacks.stream) == 1
 
 

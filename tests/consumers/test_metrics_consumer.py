@@ -25,12 +25,13 @@ from prometheus_client import generate_latest
 from agentlink.admin.devredis import RedisServer, free_port
 from agentlink.api import create_app
 from agentlink.errors import RenderFailedError
-from agentlink.jobs import AuState, Kind, ReportSpec
+from agentlink.jobs import AuState, JobEvent, Kind, ReportSpec
 from agentlink.settings import Settings
+from agentlink.stream.connection import connect
+from agentlink.stream.group import GroupMember
 from agentlink.stream.keys import Keys
-from agentlink.stream.queue import ReportQueue, connect
 from consumers import metrics
-from consumers.lease import LeaseKeeper
+from consumers.lease import Checkpoint, LeaseKeeper
 from consumers.render_child import RenderAbortedError, Renderer
 from tests.conftest import Processes, submit, wait_for, wait_status
 from tests.support.consumers import stalled_consumer
@@ -375,20 +376,17 @@ class TestLeaseMetrics:
             return samples.get(("agentlink_leases_lost_total", frozenset()), 0.0)
 
         keys = Keys()
-        queue = ReportQueue(connect(redis_url), keys, "test-a")
-        queue.ensure_group()
+        member = GroupMember(connect(redis_url), keys, "test-a")
+        member.ensure_group()
         entry_id = r.xadd(keys.stream, {"job_id": "j-1", "v": "1"})
         r.xreadgroup(keys.group, "test-a", {keys.stream: ">"}, count=1)
-        lease = LeaseKeeper(queue, lease_s=3.0, report_jobs=True)
-        lease.hold(str(entry_id), "j-1")
+        lease = LeaseKeeper(member, lease_s=3.0, report_jobs=True)
+        lease.hold(str(entry_id), "j-1", fresh=False)
         before = lost()
-        assert lease.check()
+        rendered = JobEvent(event="rendered", at="now", consumer="test-a")
+        assert lease.checkpoint(rendered) is Checkpoint.OWNED
         r.xclaim(keys.stream, keys.group, "test-b", 0, [entry_id])
-        assert not lease.check()
-        assert not lease.check()
+        assert lease.renew() is Checkpoint.LOST
+        assert lease.checkpoint(rendered) is Checkpoint.LOST
         assert lost() == before + 1
-        heartbeat = r.hgetall(keys.consumer("test-a"))
-        assert heartbeat["state"] == "busy"
-        assert float(heartbeat["job_since"]) > 0
         lease.release()
-        assert r.hgetall(keys.consumer("test-a"))["state"] == "idle"

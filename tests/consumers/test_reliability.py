@@ -17,10 +17,12 @@ from structlog.testing import capture_logs
 
 from agentlink.admin.devredis import RedisServer
 from agentlink.api import create_app
-from agentlink.jobs import Status
+from agentlink.jobs import JobEvent, Status
 from agentlink.settings import Settings
+from agentlink.stream.connection import connect
+from agentlink.stream.group import GroupMember
 from agentlink.stream.keys import Keys
-from agentlink.stream.queue import ReportQueue, connect, error_record
+from agentlink.stream.records import JobRecords, Outcome, error_record
 from consumers.lease import LeaseKeeper
 from tests.conftest import (
     Processes,
@@ -81,12 +83,12 @@ class TestLease:
         second of its return, not a third of a lease (10 s here) later."""
         client = redis.Redis.from_url(fresh_redis.url, decode_responses=True)
         client.config_set("appendfsync", "always")
-        queue = ReportQueue(connect(fresh_redis.url, block_ms=200), keys, "test-a")
-        queue.ensure_group()
+        member = GroupMember(connect(fresh_redis.url), keys, "test-a")
+        member.ensure_group()
         entry_id = client.xadd(keys.stream, {"job_id": "j-1", "v": "1"})
         client.xreadgroup(keys.group, "test-a", {keys.stream: ">"}, count=1)
-        lease = LeaseKeeper(queue, lease_s=30.0)
-        lease.hold(str(entry_id), "j-1")
+        lease = LeaseKeeper(member, lease_s=30.0)
+        lease.hold(str(entry_id), "j-1", fresh=False)
         with capture_logs() as logs:
             fresh_redis.kill()
             lease.start()
@@ -112,13 +114,13 @@ class TestLease:
         submit(client)
         [[_, [(entry_id, _)]]] = r.xreadgroup(keys.group, "a", {keys.stream: ">"}, count=1)
         r.xclaim(keys.stream, keys.group, "b", 0, [entry_id], justid=True)
-        assert ReportQueue(r, keys, "a").renew(entry_id) == 0
-        assert ReportQueue(r, keys, "b").renew(entry_id) == 1
+        assert GroupMember(r, keys, "a").renew(entry_id) == 0
+        assert GroupMember(r, keys, "b").renew(entry_id) == 1
         [pending] = r.xpending_range(keys.stream, keys.group, "-", "+", 10)
         assert pending["consumer"] == "b"
         assert pending["times_delivered"] == 1
         r.xdel(keys.stream, entry_id)
-        assert ReportQueue(r, keys, "b").renew(entry_id) == -1
+        assert GroupMember(r, keys, "b").renew(entry_id) == -1
         assert r.xpending(keys.stream, keys.group)["pending"] == 1  # left for XAUTOCLAIM to report
 
 
@@ -407,7 +409,7 @@ class TestTrim:
         ids = [r.xadd(keys.stream, {"n": str(n)}) for n in range(10)]
         r.xreadgroup(keys.group, "a", {keys.stream: ">"}, count=5)
         r.xack(keys.stream, keys.group, ids[0], ids[1], ids[3])
-        removed = ReportQueue(r, keys, "a").trim(retention_s=0, lock_s=60)
+        removed = GroupMember(r, keys, "a").trim(retention_s=0, lock_s=60)
         assert removed == 2
         assert [i for i, _ in r.xrange(keys.stream)] == ids[2:]
 
@@ -419,7 +421,7 @@ class TestTrim:
         ids = [r.xadd(keys.stream, {"n": str(n)}) for n in range(6)]
         r.xreadgroup(keys.group, "a", {keys.stream: ">"}, count=3)
         r.xack(keys.stream, keys.group, *ids[:3])
-        assert ReportQueue(r, keys, "a").trim(retention_s=0, lock_s=60) == 3
+        assert GroupMember(r, keys, "a").trim(retention_s=0, lock_s=60) == 3
         assert [i for i, _ in r.xrange(keys.stream)] == ids[3:]
 
     def test_retention_window_keeps_recent_acked_entries(self, r: redis.Redis, keys: Keys) -> None:
@@ -428,7 +430,7 @@ class TestTrim:
         ids = [r.xadd(keys.stream, {"n": str(n)}) for n in range(3)]
         r.xreadgroup(keys.group, "a", {keys.stream: ">"}, count=3)
         r.xack(keys.stream, keys.group, *ids)
-        assert ReportQueue(r, keys, "a").trim(retention_s=3600, lock_s=60) == 0
+        assert GroupMember(r, keys, "a").trim(retention_s=3600, lock_s=60) == 0
         assert r.xlen(keys.stream) == 3
 
 
@@ -506,7 +508,7 @@ class TestForgetConsumers:
         r.xadd(keys.stream, {"n": "1"})
         r.xreadgroup(keys.group, "holds-one", {keys.stream: ">"}, count=1)
         r.xgroup_createconsumer(keys.stream, keys.group, "owns-nothing")
-        forgotten = ReportQueue(r, keys, "me").forget_idle_consumers(
+        forgotten = GroupMember(r, keys, "me").forget_idle_members(
             idle_ms=0, heartbeat_before_s=time.time() + 1
         )
         assert forgotten == ["owns-nothing"]
@@ -519,7 +521,7 @@ class TestForgetConsumers:
         r.xgroup_createconsumer(keys.stream, keys.group, "alive")
         r.zadd(keys.consumers, {"alive": time.time()})
         assert (
-            ReportQueue(r, keys, "me").forget_idle_consumers(
+            GroupMember(r, keys, "me").forget_idle_members(
                 idle_ms=0, heartbeat_before_s=time.time() - 60
             )
             == []
@@ -535,21 +537,21 @@ class TestLateWritesOfAStalledConsumer:
         job_id = submit(client)
         [[_, [(entry_id, _)]]] = r.xreadgroup(keys.group, "a", {keys.stream: ">"}, count=1)
         r.xclaim(keys.stream, keys.group, "b", 0, [entry_id], justid=True)
-        b = ReportQueue(r, keys, "b")
-        assert b.finish(
-            entry_id, job_id, 3600, status="completed", finished_at="t", result_path="p.pdf"
-        )
+        b = JobRecords(r, keys, "b")
+        done = Outcome(Status.COMPLETED, {"finished_at": "t", "result_path": "p.pdf"}, [])
+        assert b.finish(entry_id, job_id, 3600, done)[0]
         return job_id, entry_id
 
     def test_start_attempt_and_errors_leave_a_finished_job_alone(
         self, r: redis.Redis, keys: Keys, completed: tuple[str, str]
     ) -> None:
-        """start_attempt reports -1 and neither it nor add_error rewrites the status."""
-        job_id, _ = completed
-        a = ReportQueue(r, keys, "a")
-        assert a.start_attempt(job_id, started_at="late", consumer="a") == -1
-
-        a.add_error(job_id, error_record(2, "a", "boom", transient=True), Status.RETRYING)
+        """start reports -1 and neither it nor attempt_failed rewrites the status."""
+        job_id, entry_id = completed
+        a = JobRecords(r, keys, "a")
+        claimed = JobEvent(event="claimed", at="late", consumer="a")
+        assert a.start(job_id, entry_id, claimed, restore={}).attempt == -1
+        record = error_record(2, "a", "boom", transient=True)
+        assert not a.attempt_failed(job_id, record, [claimed], status=Status.RETRYING)
         job = job_hash(r, job_id)
         assert job["status"] == "completed"
         assert job.get("consumer") != "a"
@@ -561,13 +563,14 @@ class TestLateWritesOfAStalledConsumer:
     ) -> None:
         """No dead letter for a completed job, nor for an entry another consumer owns now."""
         job_id, entry_id = completed
-        a = ReportQueue(r, keys, "a")
-        assert a.dead_letter(entry_id, job_id, 3600, {"error": "x"}, status="dead") == ""
+        a = JobRecords(r, keys, "a")
+        dead = Outcome(Status.DEAD, {"error": "x", "finished_at": "t"}, [])
+        assert a.dead_letter(entry_id, job_id, 3600, {"error": "x"}, dead) == ""
         assert job_hash(r, job_id)["status"] == "completed"
         other = submit(client)
         [[_, [(other_entry, _)]]] = r.xreadgroup(keys.group, "a", {keys.stream: ">"}, count=1)
         r.xclaim(keys.stream, keys.group, "b", 0, [other_entry], justid=True)
-        assert a.dead_letter(other_entry, other, 3600, {"error": "x"}, status="dead") == ""
+        assert a.dead_letter(other_entry, other, 3600, {"error": "x"}, dead) == ""
         assert job_hash(r, other)["status"] == "queued"
         assert r.xlen(keys.dead) == 0
         assert r.xpending(keys.stream, keys.group)["pending"] == 1  # still b's

@@ -46,6 +46,10 @@ class Submit:
             "group": self.keys.group,
             "job_id": job_id,
             "created_at": "2026-11-30T10:00:00.000+00:00",
+            "created_ms": 1796032800000,
+            "state": "NSW",
+            "suburb": "manly",
+            "idx": self.keys.indexes,
             "job_prefix": self.keys.job(""),
             "rate_limit": rate_limit,
             "rate_period_ms": 60_000,
@@ -73,6 +77,23 @@ class TestSubmit:
         assert list(fields) == ["job_id", "kind", "suburb"]
         assert r.hget(keys.job("j1"), "entry_id") == entry_id
         assert r.hget(keys.index, entry_id) == "j1"
+
+    def test_a_new_job_joins_the_indexes(self, submit: Submit, r: redis.Redis, keys: Keys) -> None:
+        """By age, by status (queued), by id, by suburb; one 'accepted' in the history."""
+        submit("j1")
+        assert r.zscore(keys.jobs, "j1") == 1796032800000
+        assert r.zrange(keys.jobs_with_status("queued"), 0, -1) == ["j1"]
+        assert r.zrangebylex(keys.job_ids, "[j", "[j\xff") == ["j1"]
+        assert r.zrange(keys.jobs_of_suburb("NSW", "Manly"), 0, -1) == ["j1"]
+        assert r.zrange(keys.suburbs, 0, -1) == ["manly|NSW"]
+        [history] = r.keys(keys.history(0).removesuffix("0") + "*")
+        assert sum(int(v) for k, v in r.hgetall(history).items() if k.endswith(":accepted")) == 1
+
+    def test_a_refused_job_joins_nothing(self, submit: Submit, r: redis.Redis, keys: Keys) -> None:
+        """Refused by the backpressure: no index entry, nothing counted."""
+        submit("j1")
+        submit("j2", max_ahead=0)
+        assert r.zrange(keys.jobs, 0, -1) == ["j1"]
 
     def test_counts_undelivered_and_pending_ahead(
         self, submit: Submit, r: redis.Redis, keys: Keys

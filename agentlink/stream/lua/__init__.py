@@ -18,6 +18,19 @@ _INCLUDE = re.compile(r"^--!include (?P<name>[a-z_]+\.lua)$", re.MULTILINE)
 
 @functools.cache
 def source(name: str) -> str:
-    """The text of script ``name`` (e.g. ``"submit.lua"``) with its includes expanded."""
+    """The text of script ``name`` (e.g. ``"submit.lua"``) with its includes expanded, each
+    fragment once (a fragment another one includes already is not repeated)."""
+    return _expand(name, set())
+
+
+def _expand(name: str, included: set[str]) -> str:
     text = resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
-    return _INCLUDE.sub(lambda match: source(match["name"]).rstrip("\n"), text)
+
+    def include(match: re.Match[str]) -> str:
+        fragment = match["name"]
+        if fragment in included:
+            return f"-- ({fragment}: included above)"
+        included.add(fragment)
+        return _expand(fragment, included).rstrip("\n")
+
+    return _INCLUDE.sub(include, text)

@@ -3,9 +3,9 @@
 -- up to `limit` requests, then one every period/limit ms. Redis's clock is the one clock
 -- all API processes share.
 -- gcra(key, limit, period_ms) -> allowed (boolean), retry after ms, requests remaining
+--!include time.lua
 local function gcra(key, limit, period_ms)
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local now = now_ms()
   local interval = period_ms / limit
   local tat = tonumber(redis.call('GET', key)) or now
   if tat < now then tat = now end

@@ -6,14 +6,15 @@
 -- KEYS[4] rate bucket         agentlink:rate:<scope>        (used when opts.rate_limit > 0)
 -- KEYS[5] idempotency record  agentlink:idem:<scope>:<kind>:<sha256 of key>
 --                                                           (used when opts.idem_ttl_s > 0)
--- ARGV[1] options, JSON: group, job_id, created_at, job_prefix ('agentlink:job:'),
+-- ARGV[1] options, JSON: group, job_id, created_at, created_ms, state, suburb (lower
+--         case), idx (the dashboard's indexes, index_job.lua), job_prefix ('agentlink:job:'),
 --         rate_limit (requests per period, 0 = off), rate_period_ms, idem_ttl_s (0 = no
 --         idempotency key), body_sha256, max_ahead (refuse when more entries than this
 --         are ahead; -1 = no limit)
 -- ARGV[2] the stream entry, JSON array field, value, field, value, ... (XADD order)
 -- ARGV[3] the job hash, JSON array field, value, ...
 -- Steps, in order, all or nothing: rate limit, idempotency look-up, backpressure, then
--- XADD + job hash + entry index (+ the idempotency record). A repeated idempotency key
+-- XADD + job hash + entry index + indexes (+ the idempotency record). A repeated idempotency key
 -- reads the earlier job's hash by name (job_prefix .. job id): its id is only known once
 -- the record is read. Returns one of
 --   {'limited', retry after ms}
@@ -22,6 +23,7 @@
 --   {'queued', entry id, entries ahead}
 --!include gcra.lua
 --!include backlog.lua
+--!include index_job.lua
 
 local opts = cjson.decode(ARGV[1])
 
@@ -48,6 +50,7 @@ local id = redis.call('XADD', KEYS[1], '*', unpack(cjson.decode(ARGV[2])))
 local job = cjson.decode(ARGV[3])
 redis.call('HSET', KEYS[2], 'entry_id', id, unpack(job))
 redis.call('HSET', KEYS[3], id, opts.job_id)
+index_job(opts.idx, opts.job_id, opts.created_ms, opts.state, opts.suburb)
 if opts.idem_ttl_s > 0 then
   redis.call('HSET', KEYS[5], 'job_id', opts.job_id, 'body_sha256', opts.body_sha256,
     'created_at', opts.created_at)
