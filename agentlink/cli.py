@@ -33,7 +33,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="agentlink",
         description="AgentLink: agent and agency PDF reports, queued on Redis Streams.",
-        epilog="Configuration comes from the environment (REDIS_URL, AGENTLINK_*); see README.md.",
+        epilog="Configuration comes from the environment (REDIS_URL, AGENTLINK_*); "
+        "see ops/CONFIGURATION.md.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

@@ -32,7 +32,7 @@ DROPBOX_UPLOAD_LIMIT_BYTES = 150 * MIB
 DROPBOX_TEMPLATE_FIELDS = frozenset(
     {"path", "state", "suburb", "kind", "date", "year", "month", "job8", "filename"}
 )
-"""Placeholders of ``AGENTLINK_DROPBOX_PATH_TEMPLATE`` (see the README's Dropbox section)."""
+"""Placeholders of ``AGENTLINK_DROPBOX_PATH_TEMPLATE`` (see ops/CONFIGURATION.md)."""
 _DROPBOX_UNIQUE_FIELDS = frozenset({"path", "filename", "job8"})
 
 
@@ -111,7 +111,7 @@ def _dropbox_folder(raw: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """AgentLink's configuration; see the README for what each variable does."""
+    """AgentLink's configuration; ops/CONFIGURATION.md says what each variable does."""
 
     redis_url: str = DEFAULT_REDIS_URL
     key_prefix: str = "agentlink"
@@ -147,14 +147,14 @@ class Settings:
     job_ttl_s: int = 7 * 24 * 3600
     retention_s: int = 24 * 3600
     metrics_port: int | None = None
-    # The scaling gauges of /metrics (README: "Metrics and scaling").
+    # The scaling gauges of /metrics (ops/README.md: "Metrics and scaling").
     scaling_window_s: int = 900
     target_utilisation: float = 0.7
     memory_reserve_mb: int = 256
     consumer_name: str = field(default_factory=socket.gethostname)
     log_format: LogFormat = "auto"
     log_level: str = "info"
-    # The API's guard rails (README: "HTTP API" and "Make.com").
+    # The API's guard rails (agentlink/api/README.md).
     allow_no_auth: bool = False
     api_workers: int = 1
     redis_pool_size: int = 32
@@ -303,7 +303,7 @@ class Settings:
         if not (self.dropbox_refresh_token or self.dropbox_access_token):
             raise ConfigurationError(
                 "AGENTLINK_STORAGE=dropbox needs DROPBOX_REFRESH_TOKEN (with DROPBOX_APP_KEY "
-                "and DROPBOX_APP_SECRET) or DROPBOX_ACCESS_TOKEN; see the README's Dropbox section"
+                "and DROPBOX_APP_SECRET) or DROPBOX_ACCESS_TOKEN; see ops/README.md, Dropbox"
             )
         folder = self.dropbox_folder
         if "//" in folder or any(part in {".", ".."} for part in folder.split("/")):

@@ -2,8 +2,8 @@
 and how many workers fit in the host's memory.
 
 Pure functions over numbers the API reads from Redis at scrape time
-(``agentlink.observe.stream_state``), so they can be checked by hand; the README's "Metrics and
-scaling" section explains how to read them.
+(``agentlink.observe.stream_state``), so they can be checked by hand; ops/README.md's "Metrics
+and scaling" section explains how to read them.
 
 - **Arrival rate** (jobs/s): entries added to the stream (``XINFO STREAM``'s
   ``entries-added``, kept by Redis itself, so the request path pays nothing for it) over

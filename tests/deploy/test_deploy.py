@@ -38,6 +38,7 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 REDIS_CONF = ROOT / "ops/redis/redis.conf"
 PROMETHEUS_CONF = ROOT / "ops/prometheus/prometheus.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
+CONFIGURATION = ROOT / "ops/CONFIGURATION.md"
 DOCKERIGNORE = ROOT / ".dockerignore"
 SETTINGS_MODULE = ROOT / "agentlink/settings.py"
 
@@ -359,6 +360,12 @@ class TestEnvironment:
         """Every variable settings.py reads has a line in .env.example."""
         missing = settings_variables() - env_example().keys()
         assert not missing, f".env.example lacks: {', '.join(sorted(missing))}"
+
+    def test_the_configuration_reference_lists_every_variable(self) -> None:
+        """Every variable of .env.example has its row in ops/CONFIGURATION.md."""
+        reference = CONFIGURATION.read_text()
+        missing = {name for name in env_example() if f"`{name}`" not in reference}
+        assert not missing, f"ops/CONFIGURATION.md lacks: {', '.join(sorted(missing))}"
 
     def test_env_example_explains_every_variable(self) -> None:
         """Each assignment (or group of adjacent ones) sits under a comment."""

@@ -53,13 +53,13 @@ SPOOFED = "203.0.113.9"
 BEHIND_CDN = "198.51.100.7"  # a client as a CDN at CLIENT_ADDRESS reports it
 NOT_THE_CDN = "127.0.0.4"
 TLS_DOMAIN = "agentlink.test"
-# The README's command that turns the TLS block of nginx.conf on (run in the checkout).
+# The operator guide's command that turns the TLS block of nginx.conf on (run in the checkout).
 ENABLE_TLS = (
     r"""sed -i -e "s/reports\.example\.com/$DOMAIN/g" """
     r"""-e '/# BEGIN TLS/,/# END TLS/{/# \(BEGIN\|END\) TLS/!s/^\( *\)#/\1/}' """
     "ops/nginx/nginx.conf"
 )
-README = ROOT / "README.md"
+OPERATOR_GUIDE = ROOT / "ops" / "README.md"
 METRICS_PATHS = ("/metrics", "/metrics/", "//metrics", "/%6Detrics", "/metrics?x=1")
 _NGINX_REQUEST_ID = re.compile(r"^[0-9a-f]{32}$")
 
@@ -80,7 +80,7 @@ def replace_once(text: str, old: str, new: str, where: str, times: int = 1) -> s
 
 
 def enable_tls(text: str, directory: Path) -> str:
-    """nginx.conf after the README's command that turns TLS on for ``TLS_DOMAIN``."""
+    """nginx.conf after the operator guide's command that turns TLS on for ``TLS_DOMAIN``."""
     checkout = directory / "checkout"
     (checkout / "ops/nginx").mkdir(parents=True)
     conf = checkout / "ops/nginx/nginx.conf"
@@ -142,7 +142,7 @@ def write_site(
     cdn: str | None = None,
 ) -> Site:
     """Copy ops/nginx into ``directory``, pointed at ``upstream`` (``host:port``); with
-    ``tls``, after the README's command that turns TLS on, with ``tls`` as the certificate;
+    ``tls``, after the operator guide's command that turns TLS on, with ``tls`` as the certificate;
     with ``cdn``, the CDN block on for that address range."""
     directory.mkdir(parents=True, exist_ok=True)
     site = Site(directory, http_port=free_port())
@@ -345,9 +345,9 @@ class TestConfiguration:
         assert result.returncode != 0
         assert "gzipp" in result.stderr
 
-    def test_the_readme_turns_tls_on_with_the_tested_command(self) -> None:
-        """The README's sed line is the one these tests run to enable the TLS block."""
-        assert ENABLE_TLS in README.read_text()
+    def test_the_operator_guide_turns_tls_on_with_the_tested_command(self) -> None:
+        """The operator guide's sed line is the one these tests run to enable the TLS block."""
+        assert ENABLE_TLS in OPERATOR_GUIDE.read_text()
 
     def test_request_ids_nginx_keeps_are_the_ones_the_api_keeps(self) -> None:
         """nginx's X-Request-ID pattern is the API's, so both log the same id."""
@@ -436,11 +436,11 @@ class TestHeaders:
         assert [e["remote_addr"] for e in access_log(site)][-2:] == [BEHIND_CDN, NOT_THE_CDN]
 
     def test_the_cdn_block_never_forwards_the_clients_header(self) -> None:
-        """The proxy sends $remote_addr, in the CDN set-up too (README: "Behind a CDN")."""
+        """The proxy sends $remote_addr, in the CDN set-up too (ops/README.md: "Behind a CDN")."""
         proxy = PROXY_CONF.read_text()
         assert "proxy_set_header X-Forwarded-For $remote_addr;" in proxy
         assert "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for" not in proxy
-        assert "$proxy_add_x_forwarded_for;" not in README.read_text()
+        assert "$proxy_add_x_forwarded_for;" not in OPERATOR_GUIDE.read_text()
 
     def test_a_callers_request_id_is_kept_unless_it_is_unsafe(
         self, echo_site: Site, echo: Echo

@@ -2,7 +2,7 @@
 
 A private ``redis-server`` listens with TLS only (a CA and certificate made per run with
 ``openssl``) and requires a password; AgentLink connects as an ACL user limited to its own
-key prefix, exactly as the README's operator guide sets one up, so a key outside the prefix
+key prefix, exactly as the operator guide (ops/README.md) sets one up, so a key outside the prefix
 would fail too. Skipped only when the installed redis-server was built without TLS.
 """
 
@@ -82,7 +82,7 @@ def tls_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsRedis]:
                 return False
 
         wait_for(answering, 15, "redis-server to answer over TLS")
-        # the README's per-environment ACL user, for the default prefix
+        # the operator guide's per-environment ACL user, for the default prefix
         rules = ["on", f">{PASSWORD}", "~agentlink:*", "+@all", "-flushall", "-flushdb"]
         admin.execute_command("ACL", "SETUSER", USER, *rules)
         yield server
