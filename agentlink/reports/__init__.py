@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from agentlink.reports.rendered import RenderedReport
 from agentlink.reports.sources import (
     CsvSalesSource,
     HttpSalesSource,
@@ -19,7 +20,7 @@ from agentlink.reports.sources import (
 )
 
 if TYPE_CHECKING:
-    from agentlink.reports.render import RenderedReport, make_report
+    from agentlink.reports.render import make_report
 
 __all__ = [
     "CsvSalesSource",
@@ -34,7 +35,7 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name in {"make_report", "RenderedReport"}:
+    if name == "make_report":
         from agentlink.reports import render
 
         return getattr(render, name)

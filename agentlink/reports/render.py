@@ -16,8 +16,7 @@ import contextlib
 import functools
 import gc
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from fractions import Fraction
 from importlib import resources
 from pathlib import Path
@@ -40,24 +39,13 @@ from agentlink.reports.csv_source import CsvSalesSource
 from agentlink.reports.figures import change, share
 from agentlink.reports.highlight import normal
 from agentlink.reports.market import PriceBand
+from agentlink.reports.rendered import RenderedReport
 from agentlink.reports.sales import Sale, SalesSource
 from agentlink.reports.sources import describe
 from agentlink.reports.trend_chart import trend_chart
 
 PACKAGE = "agentlink.reports"
 MIN_ROWS_FOR_CHART = 3
-
-
-@dataclass(frozen=True, slots=True)
-class RenderedReport:
-    """A finished report and what the job record says about it."""
-
-    pdf: bytes
-    pages: int
-    title: str
-    suburb: str  # display spelling, from the data
-    period_start: date  # first day counted
-    period_end: date  # last day counted
 
 
 def make_report(
