@@ -401,11 +401,12 @@ def _data_check(suburb: str | None, state: str | None) -> int:
 def _dropbox_check() -> int:
     """``agentlink dropbox check``: what an operator runs first; exit 0 ready, 1 not."""
     from agentlink.storage.dropbox import DropboxStorage
+    from agentlink.storage.dropbox_settings import require_dropbox
 
     print("agentlink dropbox check")
     try:
         settings = Settings.from_env()
-        settings.require_dropbox()
+        require_dropbox(settings)
     except ConfigurationError as exc:
         print(f"  {'settings':<9} FAIL  {exc}")
         print("Dropbox is NOT ready: fix the setting named above and run this again.")
@@ -419,7 +420,7 @@ def _dropbox_check() -> int:
         print(f"  {'':<9} note  AGENTLINK_STORAGE={settings.storage}: set it to dropbox to use it")
     ok = True
     try:
-        for step in DropboxStorage.from_settings(settings).checks():
+        for step in DropboxStorage(settings).checks():
             print(f"  {step.name:<9} {'ok  ' if step.ok else 'FAIL'}  {step.detail}")
             ok = ok and step.ok
     except AgentLinkError as exc:

@@ -51,12 +51,13 @@ _CONSUMER_FIELDS = ["state", "job_since", "rss", "render_rss", "render_peak_rss"
 
 @dataclass(frozen=True, slots=True)
 class ScalingConfig:
-    """The settings the stream state and the scaling arithmetic depend on."""
+    """The settings the stream state and the scaling arithmetic depend on (their
+    defaults are the settings', ``from_settings``)."""
 
-    lease_s: float = 15.0
-    window_s: float = 900.0
-    target_utilisation: float = 0.7
-    memory_reserve_bytes: int = 256 * 1024 * 1024
+    lease_s: float
+    window_s: float
+    target_utilisation: float
+    memory_reserve_bytes: int
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ScalingConfig:

@@ -63,8 +63,8 @@ class HttpSalesSource:
         self,
         url_template: str,
         *,
+        timeout_s: float,
         auth_header: tuple[str, str] | None = None,
-        timeout_s: float = 10.0,
         label: str = "",
         transport: httpx.BaseTransport | None = None,
     ) -> None:

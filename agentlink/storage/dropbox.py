@@ -102,54 +102,26 @@ class DropboxStorage:
 
     name = "dropbox"
 
-    def __init__(
-        self,
-        *,
-        folder: str = "/AgentLink",
-        app_key: str = "",
-        app_secret: str = "",
-        refresh_token: str = "",
-        access_token: str = "",
-        path_template: str = "{path}",
-        session_threshold_bytes: int = 100 * MIB,
-        chunk_bytes: int = CHUNK_BYTES,
-        timeout_s: float = 60.0,
-        max_retries: int = 2,
-        max_rate_limit_retries: int = 1,
-    ) -> None:
-        self.folder = folder.rstrip("/")
-        self.path_template = path_template
-        self.session_threshold_bytes = session_threshold_bytes
+    def __init__(self, settings: Settings, *, chunk_bytes: int = CHUNK_BYTES) -> None:
+        """The storage ``AGENTLINK_STORAGE=dropbox`` and the ``DROPBOX_*`` settings describe
+        (``chunk_bytes``: the upload-session chunk, smaller in tests)."""
+        self.folder = settings.dropbox_folder.rstrip("/")
+        self.path_template = settings.dropbox_path_template
+        self.session_threshold_bytes = settings.dropbox_session_threshold_bytes
         self.chunk_bytes = chunk_bytes
-        self._app_key = app_key
-        self._app_secret = app_secret
-        self._refresh_token = refresh_token
-        self._access_token = access_token
-        self._timeout_s = timeout_s
-        self._max_retries = max_retries
-        self._max_rate_limit_retries = max_rate_limit_retries
-        self._token_variable = "DROPBOX_REFRESH_TOKEN" if refresh_token else "DROPBOX_ACCESS_TOKEN"
+        self._app_key = settings.dropbox_app_key
+        self._app_secret = settings.dropbox_app_secret
+        self._refresh_token = settings.dropbox_refresh_token
+        self._access_token = settings.dropbox_access_token
+        self._timeout_s = settings.dropbox_timeout_s
+        self._max_retries = settings.dropbox_max_retries
+        self._max_rate_limit_retries = settings.dropbox_max_rate_limit_retries
+        self._token_variable = settings.dropbox_auth
         self._lock = threading.Lock()
         self._dbx: Any = None
         # Set when Dropbox refused a write or a link for configuration reasons (permission,
         # unverified e-mail): then check() must try a real write, or it would pass at once.
         self._probe_writes = False
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> DropboxStorage:
-        """The storage ``AGENTLINK_STORAGE=dropbox`` and the ``DROPBOX_*`` settings describe."""
-        return cls(
-            folder=settings.dropbox_folder,
-            app_key=settings.dropbox_app_key,
-            app_secret=settings.dropbox_app_secret,
-            refresh_token=settings.dropbox_refresh_token,
-            access_token=settings.dropbox_access_token,
-            path_template=settings.dropbox_path_template,
-            session_threshold_bytes=settings.dropbox_session_threshold_bytes,
-            timeout_s=settings.dropbox_timeout_s,
-            max_retries=settings.dropbox_max_retries,
-            max_rate_limit_retries=settings.dropbox_max_rate_limit_retries,
-        )
 
     # -- the Storage protocol ---------------------------------------------------------------------
 

@@ -343,7 +343,12 @@ class TestRenderChildMetrics:
         }
         # A real first render in a fresh child takes 1-2 s on a busy machine: 60 s for it;
         # the stopped child below never answers, so 1 s is enough to kill it.
-        renderer = Renderer(sales_csv=None, timeout_s=60.0, max_jobs=1)
+        renderer = Renderer(
+            sales_csv=None,
+            timeout_s=60.0,
+            max_jobs=1,
+            max_rss_bytes=Settings().render_max_rss_mb * MIB,
+        )
         try:
             assert renderer.render(spec, job_id="m-1", generated_at=now).pages >= 3
             assert renderer.rss_bytes() == 0  # recycled after its one job

@@ -27,6 +27,7 @@ import pytest
 import redis
 import yaml
 
+from agentlink.env import variables
 from agentlink.settings import Settings
 from tests.conftest import skip_without
 from tests.support.docker import dockerfile_instructions, dockerfile_stages
@@ -39,7 +40,8 @@ REDIS_CONF = ROOT / "ops/redis/redis.conf"
 PROMETHEUS_CONF = ROOT / "ops/prometheus/prometheus.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
 DOCKERIGNORE = ROOT / ".dockerignore"
-SETTINGS_MODULE = ROOT / "agentlink/settings.py"
+# The modules that declare settings: every variable they name must be in the table.
+SETTINGS_MODULES = (ROOT / "agentlink/settings.py", ROOT / "agentlink/report_settings.py")
 
 MIB = 1024**2
 GIB = 1024**3
@@ -48,7 +50,9 @@ HOST_RESERVE_BYTES = 512 * MIB  # kernel, dockerd, page cache: not for container
 APP_SERVICES = ("api", "worker")
 SHUTDOWN_MARGIN_S = 5.0  # time a worker needs after its grace period to hand its job back
 
-_SETTING_NAME = re.compile(r"(?<![A-Z_])(?:AGENTLINK_[A-Z_]+|REDIS_URL)(?![A-Z_])")
+_SETTING_NAME = re.compile(r"(?<![A-Z_])(?:AGENTLINK_[A-Z_]+|DROPBOX_[A-Z_]+|REDIS_URL)(?![A-Z_])")
+# Read by the Dropbox SDK itself, not by Settings (a test server's host).
+_SDK_VARIABLES = frozenset({"DROPBOX_API_HOST", "DROPBOX_API_CONTENT_HOST"})
 _INTERPOLATION = re.compile(
     r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?-)(?P<default>[^}]*))?\}"
 )
@@ -88,11 +92,22 @@ def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def settings_variables() -> set[str]:
-    """Every AGENTLINK_* and REDIS_URL name that agentlink/settings.py mentions."""
-    names = set(_SETTING_NAME.findall(SETTINGS_MODULE.read_text()))
-    # Guards the regex itself: settings.py reads well over a dozen variables.
-    assert len(names) >= 15, f"found only {sorted(names)} in {SETTINGS_MODULE}"
+    """Every variable the settings table declares, aliases included (``agentlink.env``)."""
+    names = {name for v in variables(Settings) for name in (v.name, *v.aliases)}
+    # Guards the table walk itself: AgentLink reads well over fifty variables.
+    assert len(names) >= 50, f"found only {sorted(names)} in the settings table"
     return names
+
+
+def mentioned_variables() -> set[str]:
+    """Every AGENTLINK_*, DROPBOX_* and REDIS_URL name the settings modules spell out
+    (``AGENTLINK_BRAND_*`` and other prefixes ending in ``_`` left aside)."""
+    return {
+        name
+        for module in SETTINGS_MODULES
+        for name in _SETTING_NAME.findall(module.read_text())
+        if not name.endswith("_")
+    }
 
 
 def env_example() -> dict[str, str]:
@@ -355,6 +370,12 @@ class TestServices:
 
 
 class TestEnvironment:
+    def test_settings_modules_read_nothing_beside_the_table(self) -> None:
+        """A variable the settings modules name is declared in the table, so the checks
+        below see it (the SDK's own DROPBOX_API_HOST is not ours)."""
+        stray = mentioned_variables() - settings_variables()
+        assert not stray, f"named but not declared: {', '.join(sorted(stray))}"
+
     def test_env_example_lists_every_setting(self) -> None:
         """Every variable settings.py reads has a line in .env.example."""
         missing = settings_variables() - env_example().keys()
@@ -387,10 +408,15 @@ class TestEnvironment:
             assert not missing, f"{name} does not get: {', '.join(sorted(missing))}"
 
     def test_settings_come_from_the_env_file(self, services: dict[str, Any]) -> None:
-        """Each setting is ``${SAME_NAME:-default}``, so .env can change it."""
+        """Each setting is ``${SAME_NAME:-default}``, so .env can change it; an AGENTLINK_*
+        variable that is no setting is a typo."""
+        wanted = settings_variables()
         for name in APP_SERVICES:
             for variable, value in environment(services[name]).items():
-                if not _SETTING_NAME.fullmatch(variable):
+                if variable not in wanted:
+                    assert not _SETTING_NAME.fullmatch(variable) or variable in _SDK_VARIABLES, (
+                        f"{name}: {variable} is no setting of AgentLink (a typo?)"
+                    )
                     continue
                 match = _INTERPOLATION.fullmatch(value)
                 assert match, f"{name}: {variable}={value!r} does not read .env"

@@ -289,7 +289,7 @@ class TestScalingGauges:
     ) -> None:
         """A scrape records the counters now and forgets samples older than the window."""
         now = time.time()
-        config = ScalingConfig(window_s=300)
+        config = replace(ScalingConfig.from_settings(Settings()), window_s=300)
         r.zadd(capacity.samples_key(keys), {Sample(now - 3600, 0, 0.0, 0).encode(): now - 3600})
         r.xadd(keys.stream, {"job_id": "a", "v": "1"})
         r.hset(capacity.work_key(keys), mapping={"busy_s": "7.5", "done": "3"})

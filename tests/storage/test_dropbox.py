@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,7 @@ from tests.support.fake_dropbox import (
 FAKE = FakeDropbox()  # binds its port now; the `fake` fixtures make it serve
 point_sdk_at(FAKE)
 
-from agentlink.storage.dropbox import DropboxStorage  # noqa: E402 - after point_sdk_at
+from agentlink.storage.dropbox import CHUNK_BYTES, DropboxStorage  # noqa: E402 - after point_sdk_at
 
 REPORT = "NSW/Manly/agents-Manly-2026-11-26-3f2a1b4c.pdf"
 DROPBOX_PATH = "/AgentLink/" + REPORT
@@ -84,7 +85,7 @@ def fake(
 def make_storage(fake: FakeDropbox) -> MakeStorage:
     """A DropboxStorage on the fake's refresh token; the SDK does not retry unless asked."""
 
-    def make(**overrides: Any) -> DropboxStorage:
+    def make(*, chunk_bytes: int = CHUNK_BYTES, **overrides: Any) -> DropboxStorage:
         options: dict[str, Any] = {
             "app_key": APP_KEY,
             "app_secret": APP_SECRET,
@@ -94,7 +95,8 @@ def make_storage(fake: FakeDropbox) -> MakeStorage:
             "max_rate_limit_retries": 0,
             **overrides,
         }
-        return DropboxStorage(**options)
+        settings = replace(Settings(), **{f"dropbox_{k}": v for k, v in options.items()})
+        return DropboxStorage(settings, chunk_bytes=chunk_bytes)
 
     return make
 
@@ -207,9 +209,11 @@ class TestSave:
         assert result.path == "/Reports/2026/11/NSW-agents-Manly-2026-11-26-3f2a1b4c.pdf"
         assert fake.file(result.path) is not None
 
-    def test_plain_access_token(self, fake: FakeDropbox) -> None:
+    def test_plain_access_token(self, fake: FakeDropbox, make_storage: MakeStorage) -> None:
         """DROPBOX_ACCESS_TOKEN alone works (no refresh)."""
-        storage = DropboxStorage(access_token=fake.issue_access_token(), max_retries=0)
+        storage = make_storage(
+            app_key="", app_secret="", refresh_token="", access_token=fake.issue_access_token()
+        )
         assert storage.save(REPORT, PDF).path == DROPBOX_PATH
         assert fake.count("oauth2/token") == 0
 
@@ -408,10 +412,12 @@ class TestConfigurationErrors:
         assert fake.calls[5].token != fake.calls[3].token
 
     def test_an_expired_plain_access_token_asks_for_a_refresh_token(
-        self, fake: FakeDropbox
+        self, fake: FakeDropbox, make_storage: MakeStorage
     ) -> None:
         """DROPBOX_ACCESS_TOKEN expired (no refresh token) → StorageConfigError that says why."""
-        storage = DropboxStorage(access_token=fake.issue_access_token(), max_retries=0)
+        storage = make_storage(
+            app_key="", app_secret="", refresh_token="", access_token=fake.issue_access_token()
+        )
         fake.expire_access_tokens()
         with pytest.raises(StorageConfigError, match="DROPBOX_REFRESH_TOKEN"):
             storage.save(REPORT, PDF)
