@@ -12,7 +12,7 @@ from typing import Annotated
 
 import msgspec
 
-from agentlink.errors import InvalidJobError
+from agentlink.errors import InvalidJobError, JobRecordError
 
 SCHEMA_VERSION = 1
 """Version of the stream entry layout (field ``v``); consumers refuse other versions."""
@@ -296,36 +296,74 @@ def decode_errors(raw: str | None) -> list[AttemptError]:
         return []
 
 
+class _JobHash(msgspec.Struct, kw_only=True):
+    """The job hash as Redis holds it: flat text fields (``new_job_fields``,
+    ``result_fields`` and the consumers' writes); fields a record does not show
+    (``callback_url``, ``owner``) are passed over."""
+
+    job_id: str
+    kind: Kind
+    status: Status
+    suburb: str
+    state: AuState
+    created_at: str
+    period_months: int = 12
+    period_end: date | None = None
+    request_id: str | None = None
+    idempotency_key: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    attempts: int = 0
+    consumer: str | None = None
+    error: str | None = None
+    result_storage: str = ""
+    result_path: str | None = None
+    result_url: str | None = None
+    result_bytes: int = 0
+    result_pages: int = 0
+    result_rev: str | None = None
+    errors: str | None = None
+
+
 def record_from_hash(fields: dict[str, str]) -> JobRecord:
-    """Rebuild a ``JobRecord`` from the flat job hash."""
-    result = None
-    if fields.get("result_path"):
-        result = JobResult(
-            storage=fields.get("result_storage", ""),
-            path=fields["result_path"],
-            url=fields.get("result_url") or None,
-            bytes=int(fields.get("result_bytes") or 0),
-            pages=int(fields.get("result_pages") or 0),
-            rev=fields.get("result_rev") or None,
+    """Rebuild a ``JobRecord`` from the flat job hash; an empty field counts as absent.
+
+    ``JobRecordError`` names the field when one a record needs is missing or malformed.
+    """
+    try:
+        flat = msgspec.convert(
+            {name: value for name, value in fields.items() if value != ""}, _JobHash, strict=False
         )
-    period_end = fields.get("period_end")
+    except msgspec.ValidationError as exc:
+        job = fields.get("job_id") or "?"
+        raise JobRecordError(f"the record of job {job} is unreadable: {exc}") from exc
+    result = None
+    if flat.result_path:
+        result = JobResult(
+            storage=flat.result_storage,
+            path=flat.result_path,
+            url=flat.result_url,
+            bytes=flat.result_bytes,
+            pages=flat.result_pages,
+            rev=flat.result_rev,
+        )
     return JobRecord(
-        job_id=fields["job_id"],
-        kind=Kind(fields["kind"]),
-        status=Status(fields["status"]),
-        suburb=fields["suburb"],
-        state=AuState(fields["state"]),
-        period_months=int(fields.get("period_months") or 12),
-        period_end=date.fromisoformat(period_end) if period_end else None,
-        request_id=fields.get("request_id") or None,
-        idempotency_key=fields.get("idempotency_key") or None,
-        created_at=fields["created_at"],
-        started_at=fields.get("started_at") or None,
-        finished_at=fields.get("finished_at") or None,
-        attempts=int(fields.get("attempts") or 0),
-        consumer=fields.get("consumer") or None,
-        error=fields.get("error") or None,
+        job_id=flat.job_id,
+        kind=flat.kind,
+        status=flat.status,
+        suburb=flat.suburb,
+        state=flat.state,
+        period_months=flat.period_months,
+        period_end=flat.period_end,
+        request_id=flat.request_id,
+        idempotency_key=flat.idempotency_key,
+        created_at=flat.created_at,
+        started_at=flat.started_at,
+        finished_at=flat.finished_at,
+        attempts=flat.attempts,
+        consumer=flat.consumer,
+        error=flat.error,
         result=result,
-        errors=decode_errors(fields.get("errors")),
+        errors=decode_errors(flat.errors),
         events=timeline(fields),
     )
