@@ -24,7 +24,8 @@ from agentlink.admin.devredis import free_port
 from agentlink.api import create_app
 from agentlink.observe import capacity
 from agentlink.observe.capacity import ConsumerState, HostMemory, Sample
-from agentlink.observe.stream_state import ScalingConfig, ScrapeCollector, read_stream_state
+from agentlink.observe.scrape import ScrapeCollector
+from agentlink.observe.stream_state import ScalingConfig, read_stream_state
 from agentlink.settings import Settings
 from agentlink.stream.keys import Keys
 from tests.conftest import submit

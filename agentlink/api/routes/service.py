@@ -11,7 +11,7 @@ from litestar.di import NamedDependency
 from agentlink.api import responses
 from agentlink.api.store import JobStore
 from agentlink.errors import ServiceBusyError, ServiceUnavailableError
-from agentlink.observe.stream_state import CONTENT_TYPE, exposition
+from agentlink.observe.scrape import CONTENT_TYPE, exposition
 from agentlink.settings import Settings
 
 HEALTHY_WITHIN_S = 1.0
