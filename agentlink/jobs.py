@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 
@@ -296,74 +296,32 @@ def decode_errors(raw: str | None) -> list[AttemptError]:
         return []
 
 
-class _JobHash(msgspec.Struct, kw_only=True):
-    """The job hash as Redis holds it: flat text fields (``new_job_fields``,
-    ``result_fields`` and the consumers' writes); fields a record does not show
-    (``callback_url``, ``owner``) are passed over."""
-
-    job_id: str
-    kind: Kind
-    status: Status
-    suburb: str
-    state: AuState
-    created_at: str
-    period_months: int = 12
-    period_end: date | None = None
-    request_id: str | None = None
-    idempotency_key: str | None = None
-    started_at: str | None = None
-    finished_at: str | None = None
-    attempts: int = 0
-    consumer: str | None = None
-    error: str | None = None
-    result_storage: str = ""
-    result_path: str | None = None
-    result_url: str | None = None
-    result_bytes: int = 0
-    result_pages: int = 0
-    result_rev: str | None = None
-    errors: str | None = None
+_LISTS = ("errors", "events")
+"""Hash fields holding JSON arrays, decoded leniently (``decode_errors``, ``timeline``)."""
+_RESULT = "result_"
 
 
 def record_from_hash(fields: dict[str, str]) -> JobRecord:
-    """Rebuild a ``JobRecord`` from the flat job hash; an empty field counts as absent.
+    """Rebuild a ``JobRecord`` from the flat job hash (``new_job_fields``, ``result_fields``
+    and the consumers' writes): an empty field counts as absent, fields a record does not
+    show (``callback_url``, ``owner``) are passed over.
 
     ``JobRecordError`` names the field when one a record needs is missing or malformed.
     """
+    flat: dict[str, Any] = {
+        name: value for name, value in fields.items() if value != "" and name not in _LISTS
+    }
+    result = {
+        name.removeprefix(_RESULT): flat.pop(name)
+        for name in list(flat)
+        if name.startswith(_RESULT)
+    }
+    flat["result"] = result if "path" in result else None
     try:
-        flat = msgspec.convert(
-            {name: value for name, value in fields.items() if value != ""}, _JobHash, strict=False
-        )
+        record = msgspec.convert(flat, JobRecord, strict=False)
     except msgspec.ValidationError as exc:
         job = fields.get("job_id") or "?"
         raise JobRecordError(f"the record of job {job} is unreadable: {exc}") from exc
-    result = None
-    if flat.result_path:
-        result = JobResult(
-            storage=flat.result_storage,
-            path=flat.result_path,
-            url=flat.result_url,
-            bytes=flat.result_bytes,
-            pages=flat.result_pages,
-            rev=flat.result_rev,
-        )
-    return JobRecord(
-        job_id=flat.job_id,
-        kind=flat.kind,
-        status=flat.status,
-        suburb=flat.suburb,
-        state=flat.state,
-        period_months=flat.period_months,
-        period_end=flat.period_end,
-        request_id=flat.request_id,
-        idempotency_key=flat.idempotency_key,
-        created_at=flat.created_at,
-        started_at=flat.started_at,
-        finished_at=flat.finished_at,
-        attempts=flat.attempts,
-        consumer=flat.consumer,
-        error=flat.error,
-        result=result,
-        errors=decode_errors(flat.errors),
-        events=timeline(fields),
-    )
+    record.errors = decode_errors(fields.get("errors"))
+    record.events = timeline(fields)
+    return record
