@@ -83,13 +83,13 @@ def _parser() -> argparse.ArgumentParser:
         "--slot", type=int, default=1, help="runs as <AGENTLINK_CONSUMER_NAME>-notifier-<slot>"
     )
 
-    dlq = sub.add_parser(
+    dlq_sub = _actions(
+        sub,
         "dlq",
         help="list, replay or purge dead letters",
         description="Dead letters: report requests given up after repeated crashes or "
         "transient errors, kept with their error history in <prefix>:reports:dead.",
     )
-    dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
     dlq_list = dlq_sub.add_parser(
         "list",
         help="show dead letters, oldest first",
@@ -135,12 +135,12 @@ def _parser() -> argparse.ArgumentParser:
         "job_id", help="the job id, or its first 8+ characters (from the 202 answer or inspect)"
     )
 
-    dropbox = sub.add_parser(
+    dropbox_sub = _actions(
+        sub,
         "dropbox",
         help="Dropbox storage: check credentials and folder",
         description="Dropbox storage (AGENTLINK_STORAGE=dropbox) tools.",
     )
-    dropbox_sub = dropbox.add_subparsers(dest="dropbox_command", required=True, metavar="ACTION")
     check_help = (
         "sign in, show the account and free space, write, share and delete a test file "
         "in AGENTLINK_DROPBOX_FOLDER; exit 0 if reports can be delivered, 1 if not"
@@ -148,13 +148,13 @@ def _parser() -> argparse.ArgumentParser:
     dropbox_sub.add_parser(
         "check", help=check_help, description=check_help[0].upper() + check_help[1:] + "."
     )
-    data = sub.add_parser(
+    data_sub = _actions(
+        sub,
         "data",
         help="the sales data source (AGENTLINK_DATA)",
         description="The sales data the reports are made from: the bundled sample, a CSV "
         "file or an HTTP endpoint, chosen by AGENTLINK_DATA.",
     )
-    data_sub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
     data_check = data_sub.add_parser(
         "check",
         help="read and validate the configured source, print its rows, date range and "
@@ -165,6 +165,19 @@ def _parser() -> argparse.ArgumentParser:
     data_check.add_argument("--suburb", help="also summarise this suburb (needed for HTTP)")
     data_check.add_argument("--state", help="the suburb's state, e.g. NSW")
     return parser
+
+
+def _actions(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    *,
+    help: str,
+    description: str,
+) -> argparse._SubParsersAction[argparse.ArgumentParser]:
+    """A command made of actions (``agentlink <name> <action>``); the action's name is in
+    ``<name>_command``."""
+    command = sub.add_parser(name, help=help, description=description)
+    return command.add_subparsers(dest=f"{name}_command", required=True, metavar="ACTION")
 
 
 def main(argv: list[str] | None = None) -> int:
