@@ -25,10 +25,8 @@ import argparse
 import dataclasses
 import json
 import random
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -53,11 +51,13 @@ from bench.chaos_watch import JobMonitor, Submission, Submitter
 from bench.harness import (
     Api,
     Processes,
+    bench_parser,
     clean_env,
     interrupt_on_sigterm,
     sample_suburbs,
     uninterrupted,
     wait_for_health,
+    work_folder,
 )
 
 CONSUMER_NAME = "chaos"
@@ -320,8 +320,12 @@ def _write_details(path: Path, result: ChaosRun) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """One chaos run; returns the exit code."""
+    with work_folder("agentlink-chaos-", keep=args.keep) as work:
+        return _run(args, work)
+
+
+def _run(args: argparse.Namespace, work: Path) -> int:
     rng = random.Random(args.seed)
-    work = Path(tempfile.mkdtemp(prefix="agentlink-chaos-"))
     cluster = Cluster(work, args)
     monitor: JobMonitor | None = None
     submitter: Submitter | None = None
@@ -415,19 +419,11 @@ def run(args: argparse.Namespace) -> int:
             if monitor is not None and monitor.is_alive():
                 monitor.stop()
             cluster.stop()
-            if args.keep:
-                print(f"work folder kept: {work}")
-            else:
-                shutil.rmtree(work, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the options and run."""
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.chaos",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = bench_parser("python -m bench.chaos", __doc__)
     parser.add_argument("--jobs", type=int, default=500, help="jobs to submit (500)")
     parser.add_argument("--duration", type=float, default=180, help="seconds of faults (180)")
     parser.add_argument("--workers", type=int, default=3, help="consumer slots (3)")
@@ -449,7 +445,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--rate-limit", type=int, default=0, help="AGENTLINK_RATE_LIMIT of the API (0: off)"
     )
-    parser.add_argument("--keep", action="store_true", help="keep the work folder and its logs")
     args = parser.parse_args(argv)
     if args.workers < 1 or args.jobs < 1 or args.duration <= 0:
         parser.error("--workers, --jobs and --duration must be positive")
