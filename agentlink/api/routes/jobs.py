@@ -21,17 +21,21 @@ from agentlink.settings import Settings
 from agentlink.storage.local import LocalStorage
 
 JobId = Annotated[str, Parameter(description="The job id from the submit answer.")]
+_READ: dict[str, Any] = {
+    "guards": [require_api_key],
+    "operation_class": openapi.StatusOperation,
+    "security": openapi.SECURITY,
+    "tags": ["reports"],
+}
+"""What both routes that read a job declare alike."""
 
 
 @get(
     "/api/job-status/{job_id:str}",
     name="job_status",
     summary="A job's status record",
-    guards=[require_api_key],
     responses=responses.STATUS_RESPONSES,
-    operation_class=openapi.StatusOperation,
-    security=openapi.SECURITY,
-    tags=["reports"],
+    **_READ,
 )
 async def job_status(
     job_id: FromPath[JobId], request: Request[Any, Any, Any], store: NamedDependency[JobStore]
@@ -65,11 +69,8 @@ async def _read(request: Request[Any, Any, Any], store: JobStore, job_id: str) -
     name="job_pdf",
     summary="A completed job's PDF",
     media_type="application/pdf",
-    guards=[require_api_key],
     responses=responses.PDF_RESPONSES,
-    operation_class=openapi.StatusOperation,
-    security=openapi.SECURITY,
-    tags=["reports"],
+    **_READ,
 )
 async def job_pdf(
     job_id: FromPath[JobId],
