@@ -25,7 +25,7 @@ import httpx
 import pytest
 import redis
 
-from agentlink.admin.devredis import RedisServer, free_port
+from agentlink.admin.devredis import RedisServer
 from agentlink.observe.redaction import SecretScrubber, redact_url, redact_urls
 from agentlink.settings import Settings
 from tests.conftest import ROOT, Processes, settings_env, wait_for
@@ -124,35 +124,25 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
         retry_base_s=0.05,
         retry_max_s=0.2,
     )
-    env = settings_env(
-        settings,
-        AGENTLINK_LOG_LEVEL="debug",
-        AGENTLINK_API_KEYS=",".join(API_KEYS),
-        AGENTLINK_STORAGE="dropbox",
-        DROPBOX_APP_KEY=APP_KEY,
-        DROPBOX_APP_SECRET=APP_SECRET,
-        DROPBOX_REFRESH_TOKEN=refresh_token,
-        DROPBOX_API_HOST=fake.host,
-        DROPBOX_API_CONTENT_HOST=fake.host,
-        REQUESTS_CA_BUNDLE=str(certificates.ca),
-        AGENTLINK_CALLBACK_HOSTS="127.0.0.1",
-        AGENTLINK_CALLBACK_ALLOW_INSECURE="true",
-        AGENTLINK_WEBHOOK_SECRET=WEBHOOK_SECRET,
-    )
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
+    extra = {
+        "AGENTLINK_LOG_LEVEL": "debug",
+        "AGENTLINK_API_KEYS": ",".join(API_KEYS),
+        "AGENTLINK_STORAGE": "dropbox",
+        "DROPBOX_APP_KEY": APP_KEY,
+        "DROPBOX_APP_SECRET": APP_SECRET,
+        "DROPBOX_REFRESH_TOKEN": refresh_token,
+        "DROPBOX_API_HOST": fake.host,
+        "DROPBOX_API_CONTENT_HOST": fake.host,
+        "REQUESTS_CA_BUNDLE": str(certificates.ca),
+        "AGENTLINK_CALLBACK_HOSTS": "127.0.0.1",
+        "AGENTLINK_CALLBACK_ALLOW_INSECURE": "true",
+        "AGENTLINK_WEBHOOK_SECRET": WEBHOOK_SECRET,
+    }
+    env = settings_env(settings, **extra)
     stack = contextlib.ExitStack()
     try:
-        processes.start(["-m", "agentlink", "api", "--port", str(port)], env, "api")
+        base = processes.api(settings, **extra)
         worker = processes.start(["-m", "agentlink", "worker"], env, "worker")
-
-        def healthy() -> bool:
-            try:
-                return httpx.get(f"{base}/health", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_for(healthy, 60, "API health")
         http = stack.enter_context(httpx.Client(base_url=base, timeout=10))
         assert http.post("/api/generate-agents-report", json={}).status_code == 401
         wrong = http.post(
