@@ -12,7 +12,7 @@ import json
 import os
 import signal
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,6 +35,7 @@ from consumers.render_child import RenderAbortedError, Renderer
 from tests.conftest import Processes, submit, wait_for, wait_status
 from tests.support.consumers import stalled_consumer
 from tests.support.metrics import MIB, names, parse, scrape, value
+from tests.support.settings import quick_settings
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -74,18 +75,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     tmp = tmp_path_factory.mktemp("metrics-consumer")
     server = RedisServer(tmp / "redis")
     server.start()
-    settings = replace(
-        Settings(),
-        redis_url=server.url,
-        output_dir=tmp / "reports",
-        consumer_name="test",
-        lease_s=3.0,
-        block_ms=200,
-        retry_base_s=0.05,
-        retry_max_s=0.2,
-        max_attempts=2,
-        log_format="json",
-    )
+    settings = quick_settings(server.url, tmp, "test", max_attempts=2, log_format="json")
     # A file where the VIC folder should be: every VIC upload fails, transiently.
     (settings.output_dir / "VIC").parent.mkdir(parents=True)
     (settings.output_dir / "VIC").write_text("not a folder")

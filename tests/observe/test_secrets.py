@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -27,9 +27,9 @@ import redis
 
 from agentlink.admin.devredis import RedisServer
 from agentlink.observe.redaction import SecretScrubber, redact_url, redact_urls
-from agentlink.settings import Settings
 from tests.conftest import ROOT, Processes, settings_env, wait_for
 from tests.support.fake_dropbox import APP_KEY, FakeDropbox, make_certificates
+from tests.support.settings import quick_settings
 
 TOKEN = secrets.token_hex(6)
 API_KEYS = (f"key-one-{TOKEN}", f"key-two-{TOKEN}")
@@ -114,16 +114,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     receiver = HookReceiver()
     processes = Processes(tmp)
     done = Run()
-    settings = replace(
-        Settings(),
-        redis_url=redis_url,
-        output_dir=tmp / "reports",
-        consumer_name="sec",
-        lease_s=3.0,
-        block_ms=200,
-        retry_base_s=0.05,
-        retry_max_s=0.2,
-    )
+    settings = quick_settings(redis_url, tmp, "sec")
     extra = {
         "AGENTLINK_LOG_LEVEL": "debug",
         "AGENTLINK_API_KEYS": ",".join(API_KEYS),
