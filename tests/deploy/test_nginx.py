@@ -29,7 +29,6 @@ from agentlink.admin.devredis import free_port
 from agentlink.observe import http as observe_http
 from agentlink.settings import Settings
 from tests.conftest import wait_for
-from tests.support.fake_dropbox import make_certificates
 from tests.support.nginx import (
     BEHIND_CDN,
     CLIENT_ADDRESS,
@@ -51,6 +50,7 @@ from tests.support.nginx import (
     serving,
     write_site,
 )
+from tests.support.tls import make_certificates
 
 # -- a header echo, standing in for the API ---------------------------------------------------
 

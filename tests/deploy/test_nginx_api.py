@@ -18,7 +18,6 @@ from agentlink.admin.devredis import RedisServer
 from agentlink.settings import Settings
 from agentlink.stream.keys import Keys
 from tests.conftest import Processes, wait_for
-from tests.support.fake_dropbox import make_certificates
 from tests.support.nginx import (
     CLIENT_ADDRESS,
     METRICS_PATHS,
@@ -34,6 +33,7 @@ from tests.support.nginx import (
     serving,
     write_site,
 )
+from tests.support.tls import make_certificates
 
 # -- nginx in front of `python -m agentlink api` ------------------------------------------------
 

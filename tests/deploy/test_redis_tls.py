@@ -26,7 +26,7 @@ from agentlink.api import create_app
 from agentlink.settings import Settings
 from tests.conftest import Processes, skip_without, submit, wait_for
 from tests.support.cli import run_cli
-from tests.support.fake_dropbox import Certificates, make_certificates
+from tests.support.tls import Certificates, make_certificates
 
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN_PASSWORD = "admin-secret"

@@ -28,8 +28,9 @@ import redis
 from agentlink.admin.devredis import RedisServer
 from agentlink.observe.redaction import SecretScrubber, redact_url, redact_urls
 from tests.conftest import ROOT, Processes, settings_env, wait_for
-from tests.support.fake_dropbox import APP_KEY, FakeDropbox, make_certificates
+from tests.support.fake_dropbox import APP_KEY, FakeDropbox
 from tests.support.settings import quick_settings
+from tests.support.tls import make_certificates
 
 TOKEN = secrets.token_hex(6)
 API_KEYS = (f"key-one-{TOKEN}", f"key-two-{TOKEN}")

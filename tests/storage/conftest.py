@@ -18,14 +18,8 @@ import pytest
 
 from agentlink.settings import Settings
 from tests.support.dropbox import MakeStorage
-from tests.support.fake_dropbox import (
-    APP_KEY,
-    APP_SECRET,
-    Certificates,
-    FakeDropbox,
-    make_certificates,
-    point_sdk_at,
-)
+from tests.support.fake_dropbox import APP_KEY, APP_SECRET, FakeDropbox, point_sdk_at
+from tests.support.tls import Certificates, make_certificates
 
 FAKE = FakeDropbox()  # binds its port now; the `fake` fixtures make it serve
 point_sdk_at(FAKE)

@@ -24,7 +24,8 @@ from agentlink.settings import Settings
 from agentlink.stream.keys import Keys
 from tests.conftest import Processes, job_hash, submit, wait_for, wait_status
 from tests.support.dropbox import DROPBOX_PATH, PDF, REPORT, MakeStorage, dropbox_env
-from tests.support.fake_dropbox import Certificates, FakeDropbox
+from tests.support.fake_dropbox import FakeDropbox
+from tests.support.tls import Certificates
 
 
 class TestSave:

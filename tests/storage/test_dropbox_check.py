@@ -19,7 +19,8 @@ from agentlink.storage import create_storage
 from agentlink.storage.dropbox import DropboxStorage
 from tests.conftest import ROOT
 from tests.support.dropbox import DROPBOX_PATH, PDF, REPORT, MakeStorage, dropbox_env
-from tests.support.fake_dropbox import Certificates, FakeDropbox
+from tests.support.fake_dropbox import FakeDropbox
+from tests.support.tls import Certificates
 
 
 class TestCheck:

@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from tests.support.fake_dropbox import APP_KEY, APP_SECRET, Certificates, FakeDropbox
+from tests.support.fake_dropbox import APP_KEY, APP_SECRET, FakeDropbox
+from tests.support.tls import Certificates
 
 if TYPE_CHECKING:
     # Imported by tests/storage/conftest.py only after it pointed the SDK at the fake.

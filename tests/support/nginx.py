@@ -22,7 +22,7 @@ import httpx
 from agentlink.admin.devredis import free_port
 from tests.conftest import skip_without, wait_for
 from tests.support.compose import load_compose
-from tests.support.fake_dropbox import Certificates
+from tests.support.tls import Certificates
 
 ROOT = Path(__file__).resolve().parents[2]
 NGINX_DIR = ROOT / "ops/nginx"
