@@ -12,6 +12,7 @@ the branch an error sits on::
     │   └── ServiceBusyError        every Redis connection is in use past the wait (API → 503)
     ├── RedisCommandError           Redis refused a command (a script error): a bug, not an outage
     ├── JobNotFoundError            no such job (API → 404)
+    ├── JobRecordError              a job hash in Redis lacks a field or holds a bad value
     └── JobError                    raised while making a report
         ├── PermanentJobError       retrying cannot help: the job fails now
         │   ├── InvalidJobError     the stream entry cannot be decoded / unknown version
@@ -71,6 +72,15 @@ class JobNotFoundError(AgentLinkError):
     def __init__(self, job_id: str) -> None:
         super().__init__(f"no job with id {job_id!r}")
         self.job_id = job_id
+
+
+class JobRecordError(AgentLinkError, ValueError):
+    """A job hash in Redis lacks a field a record needs, or holds a value that does not
+    parse (written by hand, or a hash recreated after its record expired).
+
+    Also a ``ValueError``, like the decode errors of the other records that cross a
+    boundary, so a caller that treats unreadable data alike keeps doing so.
+    """
 
 
 class JobError(AgentLinkError):

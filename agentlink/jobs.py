@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 
-from agentlink.errors import InvalidJobError
+from agentlink.errors import InvalidJobError, JobRecordError
 
 SCHEMA_VERSION = 1
 """Version of the stream entry layout (field ``v``); consumers refuse other versions."""
@@ -299,36 +299,32 @@ def decode_errors(raw: str | None) -> list[AttemptError]:
         return []
 
 
+_LISTS = ("errors", "events")
+"""Hash fields holding JSON arrays, decoded leniently (``decode_errors``, ``timeline``)."""
+_RESULT = "result_"
+
+
 def record_from_hash(fields: dict[str, str]) -> JobRecord:
-    """Rebuild a ``JobRecord`` from the flat job hash."""
-    result = None
-    if fields.get("result_path"):
-        result = JobResult(
-            storage=fields.get("result_storage", ""),
-            path=fields["result_path"],
-            url=fields.get("result_url") or None,
-            bytes=int(fields.get("result_bytes") or 0),
-            pages=int(fields.get("result_pages") or 0),
-            rev=fields.get("result_rev") or None,
-        )
-    period_end = fields.get("period_end")
-    return JobRecord(
-        job_id=fields["job_id"],
-        kind=Kind(fields["kind"]),
-        status=Status(fields["status"]),
-        suburb=fields["suburb"],
-        state=AuState(fields["state"]),
-        period_months=int(fields.get("period_months") or 12),
-        period_end=date.fromisoformat(period_end) if period_end else None,
-        request_id=fields.get("request_id") or None,
-        idempotency_key=fields.get("idempotency_key") or None,
-        created_at=fields["created_at"],
-        started_at=fields.get("started_at") or None,
-        finished_at=fields.get("finished_at") or None,
-        attempts=int(fields.get("attempts") or 0),
-        consumer=fields.get("consumer") or None,
-        error=fields.get("error") or None,
-        result=result,
-        errors=decode_errors(fields.get("errors")),
-        events=timeline(fields),
-    )
+    """Rebuild a ``JobRecord`` from the flat job hash (``new_job_fields``, ``result_fields``
+    and the consumers' writes): an empty field counts as absent, fields a record does not
+    show (``callback_url``, ``owner``) are passed over.
+
+    ``JobRecordError`` names the field when one a record needs is missing or malformed.
+    """
+    flat: dict[str, Any] = {
+        name: value for name, value in fields.items() if value != "" and name not in _LISTS
+    }
+    result = {
+        name.removeprefix(_RESULT): flat.pop(name)
+        for name in list(flat)
+        if name.startswith(_RESULT)
+    }
+    flat["result"] = result if "path" in result else None
+    try:
+        record = msgspec.convert(flat, JobRecord, strict=False)
+    except msgspec.ValidationError as exc:
+        job = fields.get("job_id") or "?"
+        raise JobRecordError(f"the record of job {job} is unreadable: {exc}") from exc
+    record.errors = decode_errors(fields.get("errors"))
+    record.events = timeline(fields)
+    return record

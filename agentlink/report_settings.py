@@ -1,8 +1,8 @@
 """The report settings: where sales data comes from, and whose brand the PDFs carry.
 
-Read by ``Settings.from_env`` like every other variable, but kept in their own module
-because they have structure of their own (a source URL template, a column mapping, a
-TOML brand file) and because the render process receives exactly these two records.
+Declared and read like every other setting (``agentlink.env``), but kept in their own
+module because they have structure of their own (a source URL template, a column mapping,
+a TOML brand file) and because the render process receives exactly these two records.
 Both are plain frozen dataclasses, so they pickle to a spawned render child as they are.
 Nothing here opens a data source: ``agentlink data check`` does that.
 """
@@ -14,10 +14,11 @@ import string
 import tomllib
 import urllib.parse
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Literal
 
+from agentlink.env import Variable, default, number, read, setting, squashed, text, variable
 from agentlink.errors import ConfigurationError
 
 DataKind = Literal["sample", "csv", "http"]
@@ -40,13 +41,40 @@ SALE_COLUMNS = (
 URL_FIELDS = frozenset({"suburb", "state", "start", "end"})
 """Placeholders of an ``AGENTLINK_DATA`` URL; ``start``/``end`` are ISO dates or empty."""
 
-DEFAULT_BRAND_NAME = "AgentLink"
-DEFAULT_PRIMARY = "#1f2d3d"
-DEFAULT_ACCENT = "#b08d57"
 LOGO_MAX_BYTES = 2 * 1024 * 1024
 _COLOUR = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
-_BRAND_KEYS = ("name", "logo", "primary", "accent", "contact")
+
+
+def _columns(name: str, pairs_given: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """``("price=Sale Price", "sold_date=Date")`` -> ``(("price", "Sale Price"), ...)``."""
+    pairs: dict[str, str] = {}
+    for part in pairs_given:
+        ours, sep, theirs = part.partition("=")
+        ours, theirs = ours.strip(), theirs.strip()
+        if not sep or not theirs:
+            raise ConfigurationError(
+                f"{name}: {part!r} is not column=Header (e.g. price=Sale Price)"
+            )
+        if ours not in SALE_COLUMNS:
+            raise ConfigurationError(
+                f"{name}: unknown column {ours!r}; the columns are {', '.join(SALE_COLUMNS)}"
+            )
+        if ours in pairs:
+            raise ConfigurationError(f"{name} maps {ours!r} twice")
+        pairs[ours] = theirs
+    return tuple(pairs.items())
+
+
+def _auth_header(name: str, raw: str) -> tuple[str, str]:
+    header, sep, value = raw.partition(":")
+    header, value = header.strip(), value.strip()
+    if not sep or not value or not _HEADER_NAME.match(header):
+        # The value is a secret: the message never repeats it.
+        raise ConfigurationError(
+            f"{name} must be 'Header-Name: value', e.g. 'Authorization: Bearer <token>'"
+        )
+    return header, value
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,11 +82,41 @@ class DataSettings:
     """Where the sales come from (``AGENTLINK_DATA`` and its companions)."""
 
     kind: DataKind = "sample"
-    location: str = ""  # the CSV path, or the URL template of an HTTP source
-    columns: tuple[tuple[str, str], ...] = ()  # (our column, the file's header) pairs
-    auth_header: tuple[str, str] | None = field(default=None, repr=False)
-    timeout_s: float = 10.0
-    label: str = ""  # how the reports name the source; derived from it when empty
+    location: str = setting(
+        "AGENTLINK_DATA",
+        "",
+        None,
+        "sample (the default), csv:/path/to/sales.csv, or an http(s) URL template with "
+        "{suburb} and {state}",
+    )
+    """The CSV path, or the URL template of an HTTP source (``data_from_env`` reads it)."""
+    columns: tuple[tuple[str, str], ...] = setting(
+        "AGENTLINK_DATA_COLUMNS",
+        (),
+        _columns,
+        "our column=the source's header pairs, comma-separated, e.g. price=Sale Price",
+        listing=True,
+    )
+    auth_header: tuple[str, str] | None = setting(
+        "AGENTLINK_DATA_AUTH_HEADER",
+        None,
+        _auth_header,
+        "one header an HTTP source needs, like 'Authorization: Bearer <token>'",
+        secret=True,
+    )
+    timeout_s: float = number(
+        "AGENTLINK_DATA_TIMEOUT_S",
+        10.0,
+        "how long one request to an HTTP source may take",
+        minimum=0.5,
+        maximum=300,
+    )
+    label: str = text(
+        "AGENTLINK_DATA_LABEL",
+        "",
+        "how the reports name the source; derived from it when empty",
+        parse=squashed,
+    )
 
     @property
     def spec(self) -> str:
@@ -68,19 +126,43 @@ class DataSettings:
 
 @dataclass(frozen=True, slots=True)
 class BrandSettings:
-    """The agency whose reports these are (``AGENTLINK_BRAND_*`` or a TOML file)."""
+    """The agency whose reports these are (``AGENTLINK_BRAND_*`` or a TOML file).
 
-    name: str = DEFAULT_BRAND_NAME
-    logo: Path | None = None  # an .svg or .png file
-    primary: str = DEFAULT_PRIMARY  # cover and headings
-    accent: str = DEFAULT_ACCENT  # rules, highlights, the leader's bar
-    contact: str = ""  # one line: phone, e-mail, web site
+    Each field is read by ``brand_from_env``: the variable, else the file's key of the
+    field's name, else the default.
+    """
+
+    name: str = setting("AGENTLINK_BRAND_NAME", "AgentLink", None, "the agency's name")
+    logo: Path | None = setting("AGENTLINK_BRAND_LOGO", None, None, "an .svg or .png file")
+    primary: str = setting(
+        "AGENTLINK_BRAND_PRIMARY", "#1f2d3d", None, "colour of the cover and headings (#rrggbb)"
+    )
+    accent: str = setting(
+        "AGENTLINK_BRAND_ACCENT",
+        "#b08d57",
+        None,
+        "colour of rules, highlights and the leader's bar (#rrggbb)",
+    )
+    contact: str = setting("AGENTLINK_BRAND_CONTACT", "", None, "one line: phone, e-mail, web site")
+
+
+_BRAND_KEYS = tuple(spec.name for spec in fields(BrandSettings))
+SALES_CSV = Variable(
+    "AGENTLINK_SALES_CSV", "the older spelling of AGENTLINK_DATA=csv:path: a sales CSV's path"
+)
+"""Read by ``data_from_env`` besides the fields of ``DataSettings``."""
+BRAND_FILE = Variable(
+    "AGENTLINK_BRAND_FILE",
+    "a TOML file with the keys name, logo, primary, accent, contact (a logo beside the file); "
+    "each AGENTLINK_BRAND_* variable overrides its key",
+)
+"""Read by ``brand_from_env`` besides the fields of ``BrandSettings``."""
 
 
 def data_from_env(env: Mapping[str, str]) -> DataSettings:
     """``AGENTLINK_DATA`` (or its alias ``AGENTLINK_SALES_CSV``) and companions."""
-    raw = env.get("AGENTLINK_DATA", "").strip()
-    alias = env.get("AGENTLINK_SALES_CSV", "").strip()
+    raw = env.get(variable(DataSettings, "location").name, "").strip()
+    alias = env.get(SALES_CSV.name, "").strip()
     if alias:
         if raw and raw != f"csv:{alias}":
             raise ConfigurationError(
@@ -103,37 +185,29 @@ def data_from_env(env: Mapping[str, str]) -> DataSettings:
             f"AGENTLINK_DATA={raw!r}: use sample (the default), csv:/path/to/sales.csv, or "
             "https://host/path?suburb={suburb}&state={state}"
         )
-    return DataSettings(
-        kind=kind,
-        location=location,
-        columns=_columns(env.get("AGENTLINK_DATA_COLUMNS", "")),
-        auth_header=_auth_header(env.get("AGENTLINK_DATA_AUTH_HEADER", "")),
-        timeout_s=_seconds(env, "AGENTLINK_DATA_TIMEOUT_S", 10.0),
-        label=" ".join(env.get("AGENTLINK_DATA_LABEL", "").split()),
-    )
+    return read(DataSettings, env, kind=kind, location=location)
 
 
 def brand_from_env(env: Mapping[str, str]) -> BrandSettings:
     """The brand of ``AGENTLINK_BRAND_FILE`` (TOML), each ``AGENTLINK_BRAND_*`` overriding it."""
     values: dict[str, str] = {}
     base = Path.cwd()
-    file = env.get("AGENTLINK_BRAND_FILE", "").strip()
+    file = env.get(BRAND_FILE.name, "").strip()
     if file:
         values, base = _brand_file(Path(file))
     for key in _BRAND_KEYS:
-        given = env.get(f"AGENTLINK_BRAND_{key.upper()}", "").strip()
+        given = env.get(variable(BrandSettings, key).name, "").strip()
         if given:
             values[key] = given
             if key == "logo":
                 base = Path.cwd()
-    name = " ".join(values.get("name", "").split()) or DEFAULT_BRAND_NAME
-    logo = _logo(base / values["logo"]) if values.get("logo") else None
+    line = {key: " ".join(values.get(key, "").split()) for key in ("name", "contact")}
     return BrandSettings(
-        name=name,
-        logo=logo,
-        primary=_colour("primary", values.get("primary", DEFAULT_PRIMARY)),
-        accent=_colour("accent", values.get("accent", DEFAULT_ACCENT)),
-        contact=" ".join(values.get("contact", "").split()),
+        name=line["name"] or default(BrandSettings, "name"),
+        logo=_logo(base / values["logo"]) if values.get("logo") else None,
+        primary=_colour("primary", values.get("primary", default(BrandSettings, "primary"))),
+        accent=_colour("accent", values.get("accent", default(BrandSettings, "accent"))),
+        contact=line["contact"] or default(BrandSettings, "contact"),
     )
 
 
@@ -156,58 +230,6 @@ def _check_url_template(url: str) -> None:
         )
     if not urllib.parse.urlsplit(url.format(**dict.fromkeys(fields, "x"))).hostname:
         raise ConfigurationError(f"AGENTLINK_DATA={url!r} names no host")
-
-
-def _columns(raw: str) -> tuple[tuple[str, str], ...]:
-    """``"price=Sale Price, sold_date=Date"`` -> ``(("price", "Sale Price"), ...)``."""
-    pairs: dict[str, str] = {}
-    for part in raw.split(","):
-        if not part.strip():
-            continue
-        ours, sep, theirs = part.partition("=")
-        ours, theirs = ours.strip(), theirs.strip()
-        if not sep or not theirs:
-            raise ConfigurationError(
-                f"AGENTLINK_DATA_COLUMNS: {part.strip()!r} is not column=Header "
-                "(e.g. price=Sale Price)"
-            )
-        if ours not in SALE_COLUMNS:
-            raise ConfigurationError(
-                f"AGENTLINK_DATA_COLUMNS: unknown column {ours!r}; the columns are "
-                f"{', '.join(SALE_COLUMNS)}"
-            )
-        if ours in pairs:
-            raise ConfigurationError(f"AGENTLINK_DATA_COLUMNS maps {ours!r} twice")
-        pairs[ours] = theirs
-    return tuple(pairs.items())
-
-
-def _auth_header(raw: str) -> tuple[str, str] | None:
-    raw = raw.strip()
-    if not raw:
-        return None
-    name, sep, value = raw.partition(":")
-    name, value = name.strip(), value.strip()
-    if not sep or not value or not _HEADER_NAME.match(name):
-        # The value is a secret: the message never repeats it.
-        raise ConfigurationError(
-            "AGENTLINK_DATA_AUTH_HEADER must be 'Header-Name: value', "
-            "e.g. 'Authorization: Bearer <token>'"
-        )
-    return name, value
-
-
-def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigurationError(f"{name} must be a number of seconds, got {raw!r}") from None
-    if not 0.5 <= value <= 300:
-        raise ConfigurationError(f"{name} must be between 0.5 and 300 seconds, got {value:g}")
-    return value
 
 
 def _brand_file(path: Path) -> tuple[dict[str, str], Path]:

@@ -1,8 +1,10 @@
 """Every environment variable AgentLink reads, read once and typed.
 
 The API, the consumers and the CLI all start from ``Settings.from_env()``; nothing else in
-the code base looks at ``os.environ``. A bad value stops the process at start with a
-message that names the variable, instead of failing on the first job.
+the code base looks at ``os.environ``. Each variable is declared once, as a field of
+``Settings`` (or of the report settings inside it) naming the variable, its parser, its
+default and what it is for (``agentlink.env``). A bad value stops the process at start with
+a message that names the variable, instead of failing on the first job.
 """
 
 from __future__ import annotations
@@ -10,255 +12,333 @@ from __future__ import annotations
 import os
 import re
 import socket
-import string
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Literal
 
+from agentlink.env import (
+    choice,
+    computed,
+    flag,
+    group,
+    integer,
+    integer_parser,
+    items,
+    number,
+    read,
+    setting,
+    text,
+    verbatim,
+)
 from agentlink.errors import ConfigurationError
 from agentlink.observe.redaction import url_password
-from agentlink.report_settings import BrandSettings, DataSettings, brand_from_env, data_from_env
+from agentlink.report_settings import (
+    BRAND_FILE,
+    SALES_CSV,
+    BrandSettings,
+    DataSettings,
+    brand_from_env,
+    data_from_env,
+)
 
 StorageKind = Literal["local", "dropbox"]
 LogFormat = Literal["auto", "json", "console"]
-T = TypeVar("T", bound=str)
-
-DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+LogLevel = Literal["debug", "info", "warning", "error"]
 
 MIB = 1024 * 1024
-DROPBOX_UPLOAD_LIMIT_BYTES = 150 * MIB
-"""The largest file Dropbox accepts in one ``files/upload`` call; above it, sessions."""
-DROPBOX_TEMPLATE_FIELDS = frozenset(
-    {"path", "state", "suburb", "kind", "date", "year", "month", "job8", "filename"}
-)
-"""Placeholders of ``AGENTLINK_DROPBOX_PATH_TEMPLATE`` (see ops/CONFIGURATION.md)."""
-_DROPBOX_UNIQUE_FIELDS = frozenset({"path", "filename", "job8"})
-
-
-def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigurationError(f"{name} must be an integer, got {raw!r}") from None
-    if value < minimum:
-        raise ConfigurationError(f"{name} must be at least {minimum}, got {value}")
-    return value
-
-
-def _float(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0.0) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigurationError(f"{name} must be a number, got {raw!r}") from None
-    if value < minimum:
-        raise ConfigurationError(f"{name} must be at least {minimum}, got {value}")
-    return value
-
-
-def _choice(env: Mapping[str, str], name: str, default: T, choices: tuple[T, ...]) -> T:
-    raw = env.get(name, "").strip().lower()
-    if not raw:
-        return default
-    for choice in choices:
-        if raw == choice:
-            return choice
-    raise ConfigurationError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
-
-
-def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
-    return tuple(item.strip() for item in env.get(name, "").split(",") if item.strip())
-
-
-def _bool(env: Mapping[str, str], name: str, *, default: bool = False) -> bool:
-    raw = env.get(name, "").strip().lower()
-    if not raw:
-        return default
-    if raw in {"1", "true", "yes", "on"}:
-        return True
-    if raw in {"0", "false", "no", "off"}:
-        return False
-    raise ConfigurationError(f"{name} must be true or false, got {raw!r}")
-
-
 _HOST_PATTERN = re.compile(r"^(https?://)?[a-z0-9*?\[\]!._:-]+$")
 
 
-def _callback_hosts(env: Mapping[str, str]) -> tuple[str, ...]:
-    """``AGENTLINK_CALLBACK_HOSTS``: host patterns, an ``http://`` prefix allows plain HTTP."""
-    raw = env.get("AGENTLINK_CALLBACK_HOSTS", "")
-    patterns = tuple(p.strip().lower() for p in raw.split(",") if p.strip()) or ("*.make.com",)
+def _callback_hosts(name: str, given: tuple[str, ...]) -> tuple[str, ...]:
+    """Host patterns, lower case; an ``http://`` prefix allows plain HTTP to that host."""
+    patterns = tuple(pattern.lower() for pattern in given)
     for pattern in patterns:
         if not _HOST_PATTERN.match(pattern) or pattern.rstrip("/").endswith("://"):
             raise ConfigurationError(
-                f"AGENTLINK_CALLBACK_HOSTS: {pattern!r} is not a host pattern like *.make.com, "
+                f"{name}: {pattern!r} is not a host pattern like *.make.com, "
                 "hooks.example.com or http://receiver.internal"
             )
     return patterns
 
 
-def _dropbox_folder(raw: str) -> str:
+def _dropbox_folder(_name: str, raw: str) -> str:
     """``"AgentLink/"`` -> ``"/AgentLink"``; the root folder is ``""``."""
-    folder = raw.strip() or "/AgentLink"
-    return "/" + folder.strip("/") if folder.strip("/") else ""
+    return "/" + raw.strip("/") if raw.strip("/") else ""
+
+
+def _port(name: str, raw: str) -> int | None:
+    """A port number; 0 is none."""
+    return integer_parser(0)(name, raw) or None
+
+
+def _path(_name: str, raw: str) -> Path:
+    return Path(raw)
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """AgentLink's configuration; ops/CONFIGURATION.md says what each variable does."""
+    """AgentLink's configuration: one field per environment variable, declared once.
 
-    redis_url: str = DEFAULT_REDIS_URL
-    key_prefix: str = "agentlink"
-    api_keys: tuple[str, ...] = field(default=(), repr=False)
-    operator_keys: tuple[str, ...] = field(default=(), repr=False)
-    storage: StorageKind = "local"
-    output_dir: Path = Path("reports")
-    dropbox_folder: str = "/AgentLink"
-    dropbox_app_key: str = ""
-    # Secrets stay out of repr(), so logging the settings never prints them.
-    dropbox_app_secret: str = field(default="", repr=False)
-    dropbox_refresh_token: str = field(default="", repr=False)
-    dropbox_access_token: str = field(default="", repr=False)
-    dropbox_path_template: str = "{path}"
-    dropbox_session_threshold_bytes: int = 100 * MIB
-    dropbox_timeout_s: float = 60.0
-    dropbox_max_retries: int = 2
-    dropbox_max_rate_limit_retries: int = 1
-    # Where sales come from and whose brand the reports carry (agentlink/report_settings.py).
-    data: DataSettings = field(default_factory=DataSettings)
-    brand: BrandSettings = field(default_factory=BrandSettings)
-    lease_s: float = 15.0
-    max_deliveries: int = 5
-    max_attempts: int = 5
-    retry_base_s: float = 2.0
-    retry_max_s: float = 60.0
-    render_timeout_s: float = 600.0
-    render_max_jobs: int = 100
-    render_max_rss_mb: int = 400
-    shutdown_grace_s: float = 30.0
-    storage_recheck_s: float = 30.0
-    block_ms: int = 2000
-    job_ttl_s: int = 7 * 24 * 3600
-    retention_s: int = 24 * 3600
-    metrics_port: int | None = None
-    # The scaling gauges of /metrics (ops/README.md: "Metrics and scaling").
-    scaling_window_s: int = 900
-    target_utilisation: float = 0.7
-    memory_reserve_mb: int = 256
-    consumer_name: str = field(default_factory=socket.gethostname)
-    log_format: LogFormat = "auto"
-    log_level: str = "info"
-    # The API's guard rails (agentlink/api/README.md).
-    allow_no_auth: bool = False
-    api_workers: int = 1
-    redis_pool_size: int = 32
-    redis_pool_wait_s: float = 10.0
-    api_cache_s: float = 2.0
-    header_timeout_s: float = 10.0
-    auth_failure_limit: int = 30
-    idempotency_ttl_s: int = 24 * 3600
-    rate_limit: int = 120
-    rate_limit_window_s: float = 60.0
-    max_wait_s: float = 3600.0
-    redis_memory_high_water: float = 0.9
-    max_body_bytes: int = 64 * 1024
-    body_timeout_s: float = 10.0
-    # Callbacks: where results may be POSTed, how they are signed and retried.
-    webhook_secret: str = field(default="", repr=False)
-    callback_hosts: tuple[str, ...] = ("*.make.com",)
-    callback_allow_insecure: bool = False
-    callback_timeout_s: float = 10.0
-    callback_max_attempts: int = 10
-    callback_retry_base_s: float = 5.0
-    callback_retry_max_s: float = 900.0
+    Each field names its variable, its parser, its default and what it is for
+    (``agentlink.env``); ``from_env`` reads them all, then checks how they fit together.
+    Secrets stay out of ``repr()``, so logging the settings never prints them.
+    """
+
+    # -- Redis
+    redis_url: str = text(
+        "AGENTLINK_REDIS_URL",
+        "redis://localhost:6379/0",
+        "where the API and the workers find Redis (REDIS_URL when this is unset)",
+        aliases=("REDIS_URL",),
+    )
+    key_prefix: str = text(
+        "AGENTLINK_KEY_PREFIX", "agentlink", "prefix of every Redis key; no spaces"
+    )
+    # -- storage
+    storage: StorageKind = choice(
+        "AGENTLINK_STORAGE", "local", ("local", "dropbox"), "where PDFs go: a folder or Dropbox"
+    )
+    output_dir: Path = setting(
+        "AGENTLINK_OUTPUT_DIR", Path("reports"), _path, "the folder of local storage"
+    )
+    dropbox_folder: str = text(
+        "AGENTLINK_DROPBOX_FOLDER",
+        "/AgentLink",
+        "the Dropbox folder the reports go into; / is the root",
+        parse=_dropbox_folder,
+    )
+    dropbox_app_key: str = text("DROPBOX_APP_KEY", "", "the Dropbox app's key")
+    dropbox_app_secret: str = text(
+        "DROPBOX_APP_SECRET", "", "the Dropbox app's secret (none with PKCE)", secret=True
+    )
+    dropbox_refresh_token: str = text(
+        "DROPBOX_REFRESH_TOKEN", "", "a Dropbox refresh token with offline access", secret=True
+    )
+    dropbox_access_token: str = text(
+        "DROPBOX_ACCESS_TOKEN", "", "a plain access token instead of a refresh token", secret=True
+    )
+    dropbox_path_template: str = text(
+        "AGENTLINK_DROPBOX_PATH_TEMPLATE",
+        "{path}",
+        "where a report goes below the folder (storage/dropbox_settings.py)",
+    )
+    dropbox_session_threshold_bytes: int = integer(
+        "AGENTLINK_DROPBOX_SESSION_THRESHOLD_BYTES",
+        100 * MIB,
+        "reports larger than this are uploaded in chunks (at most 150 MiB)",
+        minimum=1,
+    )
+    dropbox_timeout_s: float = number(
+        "AGENTLINK_DROPBOX_TIMEOUT_S", 60.0, "how long the SDK waits for an answer", minimum=1.0
+    )
+    dropbox_max_retries: int = integer(
+        "AGENTLINK_DROPBOX_MAX_RETRIES", 2, "how often the SDK retries a 5xx itself (at most 10)"
+    )
+    dropbox_max_rate_limit_retries: int = integer(
+        "AGENTLINK_DROPBOX_MAX_RATE_LIMIT_RETRIES",
+        1,
+        "how often the SDK retries a 429 itself (at most 10)",
+    )
+    # -- where sales come from and whose brand the reports carry (agentlink/report_settings.py)
+    data: DataSettings = group(DataSettings, data_from_env, SALES_CSV)
+    brand: BrandSettings = group(BrandSettings, brand_from_env, BRAND_FILE)
+    # -- delivery and retries
+    lease_s: float = number(
+        "AGENTLINK_LEASE_S",
+        15.0,
+        "how long a consumer's claim on a job lasts without renewal",
+        minimum=1.0,
+    )
+    max_deliveries: int = integer(
+        "AGENTLINK_MAX_DELIVERIES",
+        5,
+        "deliveries (crashes, lost leases) before a job goes to the dead letters",
+        minimum=1,
+    )
+    max_attempts: int = integer(
+        "AGENTLINK_MAX_ATTEMPTS",
+        5,
+        "attempts (transient errors are retried) before a job goes to the dead letters",
+        minimum=1,
+    )
+    retry_base_s: float = number("AGENTLINK_RETRY_BASE_S", 2.0, "a job's first retry delay")
+    retry_max_s: float = number("AGENTLINK_RETRY_MAX_S", 60.0, "a job's longest retry delay")
+    render_timeout_s: float = number(
+        "AGENTLINK_RENDER_TIMEOUT_S",
+        600.0,
+        "how long a render may take before it is killed and retried",
+        minimum=1.0,
+    )
+    render_max_jobs: int = integer(
+        "AGENTLINK_RENDER_MAX_JOBS",
+        100,
+        "reports a render process makes before its successor",
+        minimum=1,
+    )
+    render_max_rss_mb: int = integer(
+        "AGENTLINK_RENDER_MAX_RSS_MB",
+        400,
+        "resident memory (MiB) past which a render process is replaced",
+        minimum=64,
+    )
+    shutdown_grace_s: float = number(
+        "AGENTLINK_SHUTDOWN_GRACE_S",
+        30.0,
+        "how long a worker keeps at its job after SIGTERM before handing it back",
+    )
+    storage_recheck_s: float = number(
+        "AGENTLINK_STORAGE_RECHECK_S",
+        30.0,
+        "how often a worker paused by the storage's refusal tries it again",
+        minimum=0.1,
+    )
+    block_ms: int = integer(
+        "AGENTLINK_BLOCK_MS", 2000, "how long XREADGROUP waits for new work", minimum=10
+    )
+    # -- retention
+    job_ttl_s: int = integer(
+        "AGENTLINK_JOB_TTL_S", 7 * 24 * 3600, "how long a job's record is kept", minimum=60
+    )
+    retention_s: int = integer(
+        "AGENTLINK_RETENTION_S", 24 * 3600, "how long processed stream entries are kept"
+    )
+    # -- workers
+    metrics_port: int | None = setting(
+        "AGENTLINK_METRICS_PORT", None, _port, "port of a worker's Prometheus metrics; 0: none"
+    )
+    consumer_name: str = computed(
+        "AGENTLINK_CONSUMER_NAME",
+        socket.gethostname,
+        verbatim,
+        "prefix of a worker's consumer names (default: the host name); no spaces",
+    )
+    # -- metrics and scaling (the gauges of /metrics)
+    scaling_window_s: int = integer(
+        "AGENTLINK_SCALING_WINDOW_S",
+        900,
+        "history behind the arrival and service rates",
+        minimum=60,
+    )
+    target_utilisation: float = number(
+        "AGENTLINK_TARGET_UTILISATION",
+        0.7,
+        "the busy fraction of a worker to plan for (at most 1)",
+        minimum=0.05,
+    )
+    memory_reserve_mb: int = integer(
+        "AGENTLINK_MEMORY_RESERVE_MB",
+        256,
+        "host memory (MiB) kept free when counting how many workers fit",
+    )
+    # -- logging
+    log_format: LogFormat = choice(
+        "AGENTLINK_LOG_FORMAT", "auto", ("auto", "json", "console"), "how log lines look"
+    )
+    log_level: LogLevel = choice(
+        "AGENTLINK_LOG_LEVEL", "info", ("debug", "info", "warning", "error"), "the least to log"
+    )
+    # -- the API's guard rails
+    api_keys: tuple[str, ...] = items(
+        "AGENTLINK_API_KEYS", "keys a request may present (none: no authentication)", secret=True
+    )
+    operator_keys: tuple[str, ...] = items(
+        "AGENTLINK_OPERATOR_KEYS", "API keys that also read every tenant's jobs", secret=True
+    )
+    allow_no_auth: bool = flag(
+        "AGENTLINK_ALLOW_NO_AUTH", "serve an address other than loopback without API keys"
+    )
+    api_workers: int = integer(
+        "AGENTLINK_API_WORKERS", 1, "API processes sharing the port", minimum=1
+    )
+    redis_pool_size: int = integer(
+        "AGENTLINK_REDIS_POOL_SIZE", 32, "Redis connections per API process", minimum=1
+    )
+    redis_pool_wait_s: float = number(
+        "AGENTLINK_REDIS_POOL_WAIT_S",
+        10.0,
+        "how long a request waits for a free Redis connection before a 503",
+        minimum=0.01,
+    )
+    api_cache_s: float = number(
+        "AGENTLINK_API_CACHE_S",
+        2.0,
+        "how long an API process trusts its reading of the slow-changing state",
+    )
+    header_timeout_s: float = number(
+        "AGENTLINK_HEADER_TIMEOUT_S",
+        10.0,
+        "how long a client may take to send its request headers",
+        minimum=0.5,
+    )
+    auth_failure_limit: int = integer(
+        "AGENTLINK_AUTH_FAILURE_LIMIT",
+        30,
+        "failed authentications per address per minute before a 429; 0: no limit",
+    )
+    idempotency_ttl_s: int = integer(
+        "AGENTLINK_IDEMPOTENCY_TTL_S",
+        24 * 3600,
+        "how long an idempotency key keeps naming its job",
+        minimum=60,
+    )
+    rate_limit: int = integer(
+        "AGENTLINK_RATE_LIMIT", 120, "requests per API key per window; 0: no limit"
+    )
+    rate_limit_window_s: float = number(
+        "AGENTLINK_RATE_LIMIT_WINDOW_S", 60.0, "the window of AGENTLINK_RATE_LIMIT", minimum=1.0
+    )
+    max_wait_s: float = number(
+        "AGENTLINK_MAX_WAIT_S",
+        3600.0,
+        "new jobs are refused while one would wait longer than this; 0: never",
+    )
+    redis_memory_high_water: float = number(
+        "AGENTLINK_REDIS_MEMORY_HIGH_WATER",
+        0.9,
+        "new jobs are refused while Redis uses more of its maxmemory than this fraction",
+    )
+    max_body_bytes: int = integer(
+        "AGENTLINK_MAX_BODY_BYTES", 64 * 1024, "the largest request body", minimum=1024
+    )
+    body_timeout_s: float = number(
+        "AGENTLINK_BODY_TIMEOUT_S", 10.0, "how long a client may take to send its body", minimum=0.1
+    )
+    # -- callbacks: where results may be POSTed, how they are signed and retried
+    webhook_secret: str = text(
+        "AGENTLINK_WEBHOOK_SECRET", "", "the key that signs callbacks (none: unsigned)", secret=True
+    )
+    callback_hosts: tuple[str, ...] = items(
+        "AGENTLINK_CALLBACK_HOSTS",
+        "host patterns a callback_url may name; http://<pattern> allows plain http",
+        default=("*.make.com",),
+        parse=_callback_hosts,
+    )
+    callback_allow_insecure: bool = flag(
+        "AGENTLINK_CALLBACK_ALLOW_INSECURE", "lift the https-only and public-address rules"
+    )
+    callback_timeout_s: float = number(
+        "AGENTLINK_CALLBACK_TIMEOUT_S", 10.0, "how long one callback delivery may take", minimum=0.5
+    )
+    callback_max_attempts: int = integer(
+        "AGENTLINK_CALLBACK_MAX_ATTEMPTS", 10, "attempts before a callback is given up", minimum=1
+    )
+    callback_retry_base_s: float = number(
+        "AGENTLINK_CALLBACK_RETRY_BASE_S", 5.0, "a callback's first retry delay"
+    )
+    callback_retry_max_s: float = number(
+        "AGENTLINK_CALLBACK_RETRY_MAX_S", 900.0, "a callback's longest retry delay"
+    )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Read the settings from ``env`` (default: the process environment)."""
         env = os.environ if env is None else env
-        metrics_port = _int(env, "AGENTLINK_METRICS_PORT", 0, minimum=0)
-        name = env.get("AGENTLINK_CONSUMER_NAME", "").strip() or socket.gethostname()
-        keys = _list(env, "AGENTLINK_API_KEYS")
-        prefix = env.get("AGENTLINK_KEY_PREFIX", "").strip() or "agentlink"
-        if any(c.isspace() for c in prefix + name):
+        settings = read(cls, env)
+        if any(c.isspace() for c in settings.key_prefix + settings.consumer_name):
             raise ConfigurationError(
                 "AGENTLINK_KEY_PREFIX and AGENTLINK_CONSUMER_NAME take no spaces"
             )
-        settings = cls(
-            redis_url=env.get("AGENTLINK_REDIS_URL") or env.get("REDIS_URL") or DEFAULT_REDIS_URL,
-            key_prefix=prefix,
-            api_keys=keys,
-            storage=_choice(env, "AGENTLINK_STORAGE", "local", ("local", "dropbox")),
-            output_dir=Path(env.get("AGENTLINK_OUTPUT_DIR", "").strip() or "reports"),
-            dropbox_folder=_dropbox_folder(env.get("AGENTLINK_DROPBOX_FOLDER", "")),
-            dropbox_app_key=env.get("DROPBOX_APP_KEY", "").strip(),
-            dropbox_app_secret=env.get("DROPBOX_APP_SECRET", "").strip(),
-            dropbox_refresh_token=env.get("DROPBOX_REFRESH_TOKEN", "").strip(),
-            dropbox_access_token=env.get("DROPBOX_ACCESS_TOKEN", "").strip(),
-            dropbox_path_template=env.get("AGENTLINK_DROPBOX_PATH_TEMPLATE", "").strip()
-            or "{path}",
-            dropbox_session_threshold_bytes=_int(
-                env, "AGENTLINK_DROPBOX_SESSION_THRESHOLD_BYTES", 100 * MIB, minimum=1
-            ),
-            dropbox_timeout_s=_float(env, "AGENTLINK_DROPBOX_TIMEOUT_S", 60.0, minimum=1.0),
-            dropbox_max_retries=_int(env, "AGENTLINK_DROPBOX_MAX_RETRIES", 2),
-            dropbox_max_rate_limit_retries=_int(env, "AGENTLINK_DROPBOX_MAX_RATE_LIMIT_RETRIES", 1),
-            data=data_from_env(env),
-            brand=brand_from_env(env),
-            lease_s=_float(env, "AGENTLINK_LEASE_S", 15.0, minimum=1.0),
-            max_deliveries=_int(env, "AGENTLINK_MAX_DELIVERIES", 5, minimum=1),
-            max_attempts=_int(env, "AGENTLINK_MAX_ATTEMPTS", 5, minimum=1),
-            retry_base_s=_float(env, "AGENTLINK_RETRY_BASE_S", 2.0),
-            retry_max_s=_float(env, "AGENTLINK_RETRY_MAX_S", 60.0),
-            render_timeout_s=_float(env, "AGENTLINK_RENDER_TIMEOUT_S", 600.0, minimum=1.0),
-            render_max_jobs=_int(env, "AGENTLINK_RENDER_MAX_JOBS", 100, minimum=1),
-            render_max_rss_mb=_int(env, "AGENTLINK_RENDER_MAX_RSS_MB", 400, minimum=64),
-            shutdown_grace_s=_float(env, "AGENTLINK_SHUTDOWN_GRACE_S", 30.0),
-            storage_recheck_s=_float(env, "AGENTLINK_STORAGE_RECHECK_S", 30.0, minimum=0.1),
-            block_ms=_int(env, "AGENTLINK_BLOCK_MS", 2000, minimum=10),
-            job_ttl_s=_int(env, "AGENTLINK_JOB_TTL_S", 7 * 24 * 3600, minimum=60),
-            retention_s=_int(env, "AGENTLINK_RETENTION_S", 24 * 3600),
-            metrics_port=metrics_port or None,
-            scaling_window_s=_int(env, "AGENTLINK_SCALING_WINDOW_S", 900, minimum=60),
-            target_utilisation=_float(env, "AGENTLINK_TARGET_UTILISATION", 0.7, minimum=0.05),
-            memory_reserve_mb=_int(env, "AGENTLINK_MEMORY_RESERVE_MB", 256),
-            consumer_name=name,
-            log_format=_choice(env, "AGENTLINK_LOG_FORMAT", "auto", ("auto", "json", "console")),
-            log_level=_choice(
-                env, "AGENTLINK_LOG_LEVEL", "info", ("debug", "info", "warning", "error")
-            ),
-        )
-        settings = replace(
-            settings,
-            allow_no_auth=_bool(env, "AGENTLINK_ALLOW_NO_AUTH"),
-            operator_keys=_list(env, "AGENTLINK_OPERATOR_KEYS"),
-            api_workers=_int(env, "AGENTLINK_API_WORKERS", 1, minimum=1),
-            redis_pool_size=_int(env, "AGENTLINK_REDIS_POOL_SIZE", 32, minimum=1),
-            redis_pool_wait_s=_float(env, "AGENTLINK_REDIS_POOL_WAIT_S", 10.0, minimum=0.01),
-            api_cache_s=_float(env, "AGENTLINK_API_CACHE_S", 2.0),
-            header_timeout_s=_float(env, "AGENTLINK_HEADER_TIMEOUT_S", 10.0, minimum=0.5),
-            auth_failure_limit=_int(env, "AGENTLINK_AUTH_FAILURE_LIMIT", 30),
-            idempotency_ttl_s=_int(env, "AGENTLINK_IDEMPOTENCY_TTL_S", 24 * 3600, minimum=60),
-            rate_limit=_int(env, "AGENTLINK_RATE_LIMIT", 120),
-            rate_limit_window_s=_float(env, "AGENTLINK_RATE_LIMIT_WINDOW_S", 60.0, minimum=1.0),
-            max_wait_s=_float(env, "AGENTLINK_MAX_WAIT_S", 3600.0),
-            redis_memory_high_water=_float(env, "AGENTLINK_REDIS_MEMORY_HIGH_WATER", 0.9),
-            max_body_bytes=_int(env, "AGENTLINK_MAX_BODY_BYTES", 64 * 1024, minimum=1024),
-            body_timeout_s=_float(env, "AGENTLINK_BODY_TIMEOUT_S", 10.0, minimum=0.1),
-            webhook_secret=env.get("AGENTLINK_WEBHOOK_SECRET", "").strip(),
-            callback_hosts=_callback_hosts(env),
-            callback_allow_insecure=_bool(env, "AGENTLINK_CALLBACK_ALLOW_INSECURE"),
-            callback_timeout_s=_float(env, "AGENTLINK_CALLBACK_TIMEOUT_S", 10.0, minimum=0.5),
-            callback_max_attempts=_int(env, "AGENTLINK_CALLBACK_MAX_ATTEMPTS", 10, minimum=1),
-            callback_retry_base_s=_float(env, "AGENTLINK_CALLBACK_RETRY_BASE_S", 5.0),
-            callback_retry_max_s=_float(env, "AGENTLINK_CALLBACK_RETRY_MAX_S", 900.0),
-        )
         if not 0 < settings.redis_memory_high_water <= 1:
             raise ConfigurationError(
                 "AGENTLINK_REDIS_MEMORY_HIGH_WATER must be a fraction of maxmemory in (0, 1], "
@@ -278,57 +358,10 @@ class Settings:
                 f"got {settings.target_utilisation}"
             )
         if settings.storage == "dropbox":
-            settings.require_dropbox(env)
+            from agentlink.storage.dropbox_settings import require_dropbox
+
+            require_dropbox(settings, env)
         return settings
-
-    def require_dropbox(self, env: Mapping[str, str] | None = None) -> None:
-        """``ConfigurationError`` naming the variable if the Dropbox settings cannot work.
-
-        ``from_env`` calls it when ``AGENTLINK_STORAGE=dropbox``; ``agentlink dropbox check``
-        calls it whatever the storage, so credentials can be tried before switching.
-        """
-        env = os.environ if env is None else env
-        if self.dropbox_refresh_token and self.dropbox_access_token:
-            raise ConfigurationError(
-                "set DROPBOX_REFRESH_TOKEN or DROPBOX_ACCESS_TOKEN, not both "
-                "(a refresh token is what a long-running server wants)"
-            )
-        if self.dropbox_refresh_token and not self.dropbox_app_key:
-            raise ConfigurationError(
-                "DROPBOX_REFRESH_TOKEN needs DROPBOX_APP_KEY (and DROPBOX_APP_SECRET, unless "
-                "the token was obtained with PKCE): the app key refreshes access tokens"
-            )
-        if self.dropbox_app_secret and not self.dropbox_app_key:
-            raise ConfigurationError("DROPBOX_APP_SECRET is set but DROPBOX_APP_KEY is not")
-        if not (self.dropbox_refresh_token or self.dropbox_access_token):
-            raise ConfigurationError(
-                "AGENTLINK_STORAGE=dropbox needs DROPBOX_REFRESH_TOKEN (with DROPBOX_APP_KEY "
-                "and DROPBOX_APP_SECRET) or DROPBOX_ACCESS_TOKEN; see ops/README.md, Dropbox"
-            )
-        folder = self.dropbox_folder
-        if "//" in folder or any(part in {".", ".."} for part in folder.split("/")):
-            raise ConfigurationError(
-                f"AGENTLINK_DROPBOX_FOLDER={folder!r} is not a Dropbox folder path "
-                "(like /AgentLink or /Reports/AgentLink)"
-            )
-        _check_template(self.dropbox_path_template)
-        if self.dropbox_session_threshold_bytes > DROPBOX_UPLOAD_LIMIT_BYTES:
-            raise ConfigurationError(
-                "AGENTLINK_DROPBOX_SESSION_THRESHOLD_BYTES must be at most "
-                f"{DROPBOX_UPLOAD_LIMIT_BYTES} (150 MiB, Dropbox's single-upload limit)"
-            )
-        for name, value in (
-            ("AGENTLINK_DROPBOX_MAX_RETRIES", self.dropbox_max_retries),
-            ("AGENTLINK_DROPBOX_MAX_RATE_LIMIT_RETRIES", self.dropbox_max_rate_limit_retries),
-        ):
-            if value > 10:
-                raise ConfigurationError(
-                    f"{name} must be at most 10 (the SDK retries inside one attempt; the "
-                    f"consumer's own back-off handles the rest), got {value}"
-                )
-        for name in ("DROPBOX_API_HOST", "DROPBOX_API_CONTENT_HOST"):
-            if name in env and not env[name].strip():
-                raise ConfigurationError(f"{name} is set but empty; unset it to use Dropbox itself")
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -363,37 +396,3 @@ class Settings:
     def lease_ms(self) -> int:
         """The lease in milliseconds, the unit XAUTOCLAIM and XPENDING speak."""
         return int(self.lease_s * 1000)
-
-    @property
-    def renew_every_s(self) -> float:
-        """How often a consumer renews its lease: a third of it, so two renewals may fail."""
-        return self.lease_s / 3
-
-
-def _check_template(template: str) -> None:
-    """``AGENTLINK_DROPBOX_PATH_TEMPLATE`` names known fields and one unique to the job."""
-    try:
-        fields = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
-    except ValueError as exc:
-        raise ConfigurationError(
-            f"AGENTLINK_DROPBOX_PATH_TEMPLATE={template!r} is not a valid template: {exc}"
-        ) from None
-    unknown = ", ".join("{" + name + "}" for name in sorted(fields - DROPBOX_TEMPLATE_FIELDS))
-    if unknown:
-        known = ", ".join("{" + name + "}" for name in sorted(DROPBOX_TEMPLATE_FIELDS))
-        raise ConfigurationError(
-            f"AGENTLINK_DROPBOX_PATH_TEMPLATE={template!r} uses unknown fields {unknown}; "
-            f"known: {known}"
-        )
-    try:
-        template.format(**dict.fromkeys(DROPBOX_TEMPLATE_FIELDS, "x"))
-    except (ValueError, IndexError) as exc:
-        raise ConfigurationError(
-            f"AGENTLINK_DROPBOX_PATH_TEMPLATE={template!r} is not a valid template: {exc}"
-        ) from None
-    if not fields & _DROPBOX_UNIQUE_FIELDS:
-        # Without a per-job part, two reports would overwrite each other.
-        raise ConfigurationError(
-            f"AGENTLINK_DROPBOX_PATH_TEMPLATE={template!r} must contain {{job8}}, "
-            "{filename} or {path}, so that every job gets its own file"
-        )

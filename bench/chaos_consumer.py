@@ -17,12 +17,13 @@ import random
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
-from agentlink.errors import ConfigurationError, StorageUnavailableError
+from agentlink.errors import StorageUnavailableError
 from agentlink.jobs import JobResult
-from agentlink.observe.logging import configure_logging
 from agentlink.settings import Settings
 from agentlink.storage.local import LocalStorage
+from bench.harness import run_consumer
 
 
 class FlakyStorage:
@@ -85,37 +86,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1, help="seed of the failure draws")
     parser.add_argument("--incarnation", type=int, default=0, help="restart count of the slot")
     args = parser.parse_args(argv)
-
-    from consumers.lease import NameTakenError
-    from consumers.worker import Consumer
-
-    try:
-        settings = Settings.from_env()
-    except ConfigurationError as exc:
-        print(f"chaos consumer: {exc}", file=sys.stderr)
-        return 2
     log_stream = args.log_file.open("a", buffering=1, encoding="utf-8")
-    configure_logging("json", settings.log_level, secrets=settings.secrets, stream=log_stream)
-    name = f"{settings.consumer_name}-{args.slot}"
-    storage = FlakyStorage(
-        LocalStorage(settings.output_dir),
-        failure_rate=args.failure_rate,
-        # One stream of draws per slot and restart: reproducible, never the same twice.
-        rng=random.Random(f"{args.seed}-{args.slot}-{args.incarnation}"),
-        record_file=args.saves_file,
-        consumer=name,
-    )
-    try:
-        consumer = Consumer(settings, args.slot, storage=storage)
-    except ConfigurationError as exc:
-        print(f"chaos consumer: {exc}", file=sys.stderr)
-        return 2
-    consumer.install_signal_handlers()
-    try:
-        return consumer.run()
-    except NameTakenError as exc:
-        print(f"chaos consumer: {exc}", file=sys.stderr)
-        return 2
+
+    def parts(settings: Settings) -> dict[str, Any]:
+        storage = FlakyStorage(
+            LocalStorage(settings.output_dir),
+            failure_rate=args.failure_rate,
+            # One stream of draws per slot and restart: reproducible, never the same twice.
+            rng=random.Random(f"{args.seed}-{args.slot}-{args.incarnation}"),
+            record_file=args.saves_file,
+            consumer=f"{settings.consumer_name}-{args.slot}",
+        )
+        return {"storage": storage}
+
+    return run_consumer("chaos consumer", args.slot, parts, log_stream=log_stream)
 
 
 if __name__ == "__main__":

@@ -13,9 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import shutil
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -29,8 +27,10 @@ from bench import load, phases, services
 from bench.harness import (
     ROOT,
     Processes,
+    bench_parser,
     interrupt_on_sigterm,
     uninterrupted,
+    work_folder,
 )
 from bench.scoreboard import Scoreboard
 
@@ -60,11 +60,7 @@ class LoadWatch:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the comparison; print and write the table; returns the exit code."""
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.frontdoor",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = bench_parser("python -m bench.frontdoor", __doc__)
     parser.add_argument("--quick", action="store_true", help="a short run (~6 min): fewer jobs")
     parser.add_argument("--only", default=",".join(PHASES), help=f"phases ({','.join(PHASES)})")
     parser.add_argument(
@@ -87,7 +83,6 @@ def main(argv: list[str] | None = None) -> int:
         "--max-wait-s", type=float, default=services.MAX_WAIT_S, help="AGENTLINK_MAX_WAIT_S"
     )
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results" / "latest.md")
-    parser.add_argument("--keep", action="store_true", help="keep the work folder and its logs")
     args = parser.parse_args(argv)
     args.connections, args.wrk_s, args.load_s, args.paced_s = 50, 8, 20.0, 10.0
     args.burst = args.burst or ([1000] if args.quick else [1000, 5000])
@@ -99,8 +94,13 @@ def main(argv: list[str] | None = None) -> int:
     if unknown := set(chosen) - set(PHASES):
         parser.error(f"unknown phases: {sorted(unknown)}")
     interrupt_on_sigterm()
+    with work_folder("agentlink-frontdoor-", keep=args.keep) as work:
+        return _run(args, chosen, work)
+
+
+def _run(args: argparse.Namespace, chosen: list[str], work: Path) -> int:
+    """The ``chosen`` phases, their processes and logs in ``work``; returns the exit code."""
     fds = load.raise_fd_limit()
-    work = Path(tempfile.mkdtemp(prefix="agentlink-frontdoor-"))
     processes = Processes(work)
     server = RedisServer(work / "redis")
     watch = LoadWatch()
@@ -146,10 +146,6 @@ def main(argv: list[str] | None = None) -> int:
             watch.stopping.set()
             processes.stop_all()
             server.stop()
-            if args.keep:
-                print(f"work folder kept: {work}")
-            else:
-                shutil.rmtree(work, ignore_errors=True)
     elapsed = time.monotonic() - started
     footer = [
         f"load average (1 min) during the run: {watch.summary()}; run time {elapsed / 60:.1f} min",

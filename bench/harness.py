@@ -9,24 +9,31 @@ behind.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import csv
 import io
 import os
+import shutil
 import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING, Any, TextIO
 
 import httpx
+
+if TYPE_CHECKING:
+    from agentlink.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -109,6 +116,65 @@ def uninterrupted() -> Iterator[None]:
     finally:
         signal.signal(signal.SIGINT, previous[0])
         signal.signal(signal.SIGTERM, previous[1])
+
+
+def bench_parser(prog: str, doc: str | None) -> argparse.ArgumentParser:
+    """A benchmark's options, starting with the one they all share (``--keep``); its module
+    docstring is its ``--help``."""
+    parser = argparse.ArgumentParser(
+        prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the work folder and its logs")
+    return parser
+
+
+@contextlib.contextmanager
+def work_folder(prefix: str, *, keep: bool) -> Iterator[Path]:
+    """A fresh folder for one run's files and logs, deleted at the end unless ``keep``."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield work
+    finally:
+        with uninterrupted():
+            if keep:
+                print(f"work folder kept: {work}")
+            else:
+                shutil.rmtree(work, ignore_errors=True)
+
+
+def run_consumer(
+    prog: str,
+    slot: int,
+    parts: Callable[[Settings], dict[str, Any]],
+    *,
+    log_stream: TextIO | None = None,
+) -> int:
+    """Run one real ``consumers.worker.Consumer`` with the parts a benchmark swaps in
+    (``parts(settings)``: its ``storage`` or ``renderer``) until SIGTERM; exit 2 naming a
+    bad setting or a consumer name already taken. Logs go to ``log_stream`` as JSON if
+    given, else as the settings say."""
+    from agentlink.errors import ConfigurationError
+    from agentlink.observe.logging import configure_logging
+    from agentlink.settings import Settings
+    from consumers.lease import NameTakenError
+    from consumers.worker import Consumer
+
+    try:
+        settings = Settings.from_env()
+        log_format = "json" if log_stream else settings.log_format
+        configure_logging(
+            log_format, settings.log_level, secrets=settings.secrets, stream=log_stream
+        )
+        consumer = Consumer(settings, slot, **parts(settings))
+    except ConfigurationError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
+    consumer.install_signal_handlers()
+    try:
+        return consumer.run()
+    except NameTakenError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
 
 
 # -- memory ------------------------------------------------------------------------------------

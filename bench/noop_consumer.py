@@ -20,10 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from agentlink.errors import ConfigurationError
 from agentlink.jobs import JobResult, ReportSpec
-from agentlink.observe.logging import configure_logging
-from agentlink.settings import Settings
+from bench.harness import run_consumer
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,20 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--slot", type=int, required=True, help="consumer <name>-<slot>")
     parser.add_argument("--events", type=Path, required=True, help="JSON lines of job starts")
     args = parser.parse_args(argv)
-
-    from consumers.worker import Consumer
-
-    try:
-        settings = Settings.from_env()
-    except ConfigurationError as exc:
-        print(f"noop consumer: {exc}", file=sys.stderr)
-        return 2
-    configure_logging(settings.log_format, settings.log_level)
-    consumer = Consumer(
-        settings, args.slot, storage=NullStorage(), renderer=NoopRenderer(args.events)
-    )
-    consumer.install_signal_handlers()
-    return consumer.run()
+    parts = {"storage": NullStorage(), "renderer": NoopRenderer(args.events)}
+    return run_consumer("noop consumer", args.slot, lambda _settings: parts)
 
 
 if __name__ == "__main__":

@@ -21,9 +21,7 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import sys
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -39,6 +37,7 @@ from bench.harness import (
     Api,
     PeakMemory,
     Processes,
+    bench_parser,
     clean_env,
     epoch_s,
     interrupt_on_sigterm,
@@ -50,6 +49,7 @@ from bench.harness import (
     table,
     uninterrupted,
     wait_for_health,
+    work_folder,
 )
 
 _FINISHED = {"completed", "failed", "dead"}
@@ -322,21 +322,21 @@ def report(
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print its table; returns the exit code."""
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.render",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = bench_parser("python -m bench.render", __doc__)
     parser.add_argument("--renders", type=int, default=20, help="bare renders per kind (20)")
     parser.add_argument("--jobs", type=int, default=50, help="reports through the pipeline (50)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed warm-up jobs (2)")
     parser.add_argument("--timeout-s", type=float, default=300, help="pipeline time limit (300)")
-    parser.add_argument("--keep", action="store_true", help="keep the work folder and its logs")
     args = parser.parse_args(argv)
     if args.renders < 2 or args.jobs < 2:
         parser.error("--renders and --jobs must be at least 2")
     interrupt_on_sigterm()
-    work = Path(tempfile.mkdtemp(prefix="agentlink-bench-"))
+    with work_folder("agentlink-bench-", keep=args.keep) as work:
+        return _run(args, work)
+
+
+def _run(args: argparse.Namespace, work: Path) -> int:
+    """The benchmark proper, its files in ``work``; returns the exit code."""
     try:
         import weasyprint
 
@@ -366,11 +366,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted; everything started was stopped", file=sys.stderr)
         return 130
-    finally:
-        if args.keep:
-            print(f"work folder kept: {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -152,8 +152,8 @@ class Renderer:
         data: DataSettings | None = None,
         brand: BrandSettings | None = None,
         sales_csv: Path | None = None,
-        max_jobs: int = 100,
-        max_rss_bytes: int = 1024 * 1024 * 1024,
+        max_jobs: int,
+        max_rss_bytes: int,
     ) -> None:
         # sales_csv is shorthand for data=DataSettings(kind="csv", location=...).
         if data is None:

@@ -68,37 +68,8 @@ _WHICH_PYTHON = (
 )
 _PYTHON_IMAGE = re.compile(r"^python:(?P<version>3\.\d+)[.\w-]*$")
 
-SMOKE_TEST = """
-import importlib, pkgutil, sys
-from datetime import datetime, timezone
-from pathlib import Path
-
-import agentlink, consumers, weasyprint
-
-venv = Path(sys.prefix).resolve()
-for package in (agentlink, consumers):
-    where = Path(package.__file__).resolve()
-    if venv not in where.parents:
-        sys.exit(f"{package.__name__} was imported from {where}, not from the virtualenv {venv}")
-    for module in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
-        if module.name.rpartition(".")[2] != "__main__":
-            importlib.import_module(module.name)
-
-from agentlink.jobs import AuState, Kind, ReportSpec
-from agentlink.reports.render import make_report
-from agentlink.reports.sources import sample_source
-
-report = make_report(
-    ReportSpec(kind=Kind.AGENTS, suburb="Manly", state=AuState.NSW),
-    job_id="image-check",
-    source=sample_source(),
-    generated_at=datetime.now(timezone.utc),
-)
-if not report.pdf.startswith(b"%PDF-") or report.pages < 1:
-    sys.exit("the report did not render to a PDF")
-print(f"rendered {report.title!r}: {report.pages} pages, {len(report.pdf)} bytes "
-      f"(WeasyPrint {weasyprint.__version__})")
-"""
+SMOKE_TEST = ROOT / "ops/image_smoke.py"
+"""Run by the virtualenv's python: every module imports, and one report renders."""
 
 
 class UnsupportedError(Exception):
@@ -340,7 +311,7 @@ def check_venv(venv: Path, entrypoint: str, scratch: Path) -> None:
         ("pip check", [python, "-m", "pip", "check"]),
         (f"{script} --help", [str(venv / "bin" / script), "--help"]),
         ("python -m consumers --help", [python, "-I", "-m", "consumers", "--help"]),
-        ("imports and a report", [python, "-I", "-c", SMOKE_TEST]),
+        ("imports and a report", [python, "-I", str(SMOKE_TEST)]),
     ):
         say(label)
         done = subprocess.run(

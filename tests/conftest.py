@@ -13,7 +13,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -26,6 +25,7 @@ from agentlink.admin.devredis import RedisServer, free_port
 from agentlink.api import create_app
 from agentlink.settings import Settings
 from agentlink.stream.keys import Keys
+from tests.support.settings import quick_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 # Fixtures kept beside the helpers they serve, available to every test folder.
@@ -142,15 +142,10 @@ def keys() -> Keys:
 @pytest.fixture
 def settings(redis_url: str, tmp_path: Path) -> Settings:
     """Settings for the test database, with reports written below ``tmp_path``."""
-    return replace(
-        Settings(),
-        redis_url=redis_url,
-        output_dir=tmp_path / "reports",
-        consumer_name="test",
-        lease_s=3.0,
-        block_ms=200,
-        retry_base_s=0.05,
-        retry_max_s=0.2,
+    return quick_settings(
+        redis_url,
+        tmp_path,
+        "test",
         log_format="json",
         api_cache_s=0.0,  # tests change Redis between requests; production trusts a read 2 s
     )

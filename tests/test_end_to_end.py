@@ -11,7 +11,6 @@ from typing import Any
 import httpx
 import redis
 
-from agentlink.admin.devredis import free_port
 from agentlink.settings import Settings
 from agentlink.stream.keys import Keys
 from tests.conftest import Processes, children_of, settings_env, wait_for
@@ -27,19 +26,10 @@ SUBURBS = [
 
 def start_stack(processes: Processes, settings: Settings) -> tuple[str, Any]:
     """Start the API and a two-consumer worker; returns the API's base URL and the worker."""
-    port = free_port()
-    env = settings_env(settings)
-    processes.start(["-m", "agentlink", "api", "--port", str(port)], env, "api")
-    worker = processes.start(["-m", "agentlink", "worker", "--concurrency", "2"], env, "worker")
-    base = f"http://127.0.0.1:{port}"
-
-    def healthy() -> bool:
-        try:
-            return httpx.get(f"{base}/health", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_for(healthy, 60, "API health")
+    base = processes.api(settings)
+    worker = processes.start(
+        ["-m", "agentlink", "worker", "--concurrency", "2"], settings_env(settings), "worker"
+    )
     return base, worker
 
 

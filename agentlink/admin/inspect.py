@@ -7,7 +7,6 @@ stays fast with 100k entries in the stream.
 
 from __future__ import annotations
 
-import re
 import textwrap
 import time
 from collections import Counter
@@ -55,32 +54,6 @@ class Snapshot(msgspec.Struct):
     consumers: list[ConsumerState]
     pending_entries: list[PendingEntry]
     recent_jobs: dict[str, int]
-
-
-JOB_PREFIX_MIN_CHARS = 8
-"""The shortest job id prefix ``agentlink job`` looks up: what inspect and file names show."""
-_GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
-
-
-def job_ids_matching(client: Any, keys: Keys, given: str, *, limit: int = 5) -> list[str]:
-    """The job ``given`` names: its full id, else the ids that start with it (given at least
-    ``JOB_PREFIX_MIN_CHARS`` characters), sorted; more than ``limit`` means "many".
-
-    A prefix is found with ``SCAN … MATCH <prefix>:job:<given>* TYPE hash``: Redis walks the
-    whole key space, 1,000 keys per round trip (about 100 round trips with 100,000 keys),
-    without blocking other clients. Fine for an operator's command; nothing else uses it.
-    """
-    if client.hexists(keys.job(given), "status"):
-        return [given]
-    if len(given) < JOB_PREFIX_MIN_CHARS:
-        return []
-    pattern = _GLOB_SPECIAL.sub(r"\\\1", keys.job(given)) + "*"
-    found: list[str] = []
-    for key in client.scan_iter(match=pattern, count=1000, _type="hash"):
-        found.append(key.removeprefix(keys.job("")))
-        if len(found) > limit:
-            break
-    return sorted(found)
 
 
 def snapshot(client: Any, keys: Keys, *, lease_s: float, pending_limit: int = 20) -> Snapshot:

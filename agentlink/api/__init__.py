@@ -49,14 +49,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         return app.state.store  # type: ignore[no-any-return]
 
     app = Litestar(
-        route_handlers=[
-            routes.generate_agents_report,
-            routes.generate_agency_report,
-            routes.job_status,
-            routes.job_pdf,
-            routes.health,
-            routes.metrics_endpoint,
-        ],
+        route_handlers=routes.HANDLERS,
         dependencies={"store": Provide(provide_store, sync_to_thread=False)},
         # Request id on every log line and response; request counts by route and status.
         middleware=[observe_requests],

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import math
 
+from agentlink.api.auth import Caller
 from agentlink.api.errors import ApiError
-from agentlink.api.store import Conditions
+from agentlink.api.store import Conditions, RateLimit
 from agentlink.settings import Settings
+from agentlink.stream.keys import Keys
 
 DEFAULT_SERVICE_S = 5.0
 """Service time assumed until the first job completes (a typical report takes 1 to 5 s)."""
@@ -80,4 +82,13 @@ def rate_limited(settings: Settings, retry_after_s: float) -> ApiError:
         f"{settings.rate_limit_window_s:g} s exceeded for this API key; retry in "
         f"{retry_after} s",
         headers={"Retry-After": str(retry_after)},
+    )
+
+
+def caller_rate(keys: Keys, settings: Settings, caller: Caller) -> RateLimit:
+    """The rate limit the caller's requests count against (its key, or its address)."""
+    return RateLimit(
+        redis_key=keys.rate(caller.rate_scope),
+        limit=settings.rate_limit,
+        window_s=settings.rate_limit_window_s,
     )

@@ -33,8 +33,8 @@ class _NamedWriteLogger(structlog.WriteLogger):
 
 
 def configure_logging(
-    log_format: LogFormat = "auto",
-    level: str = "info",
+    log_format: LogFormat,
+    level: str,
     *,
     secrets: Iterable[str] = (),
     stream: TextIO | None = None,

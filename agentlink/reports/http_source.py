@@ -63,8 +63,8 @@ class HttpSalesSource:
         self,
         url_template: str,
         *,
+        timeout_s: float,
         auth_header: tuple[str, str] | None = None,
-        timeout_s: float = 10.0,
         label: str = "",
         transport: httpx.BaseTransport | None = None,
     ) -> None:
@@ -174,20 +174,14 @@ def _rebuild(
     return HttpSalesSource(url_template, auth_header=auth_header, timeout_s=timeout_s, label=label)
 
 
+_NAMES = ("address", "suburb", "agent", "agency")
+"""Fields whose runs of white space become one space."""
+
+
 def _sale(record: SaleRecord) -> Sale:
-    return Sale(
-        sold_date=record.sold_date,
-        address=" ".join(record.address.split()),
-        suburb=" ".join(record.suburb.split()),
-        state=record.state,
-        postcode=record.postcode,
-        price=record.price,
-        property_type=record.property_type,
-        bedrooms=record.bedrooms,
-        days_on_market=record.days_on_market,
-        agent=" ".join(record.agent.split()),
-        agency=" ".join(record.agency.split()),
-    )
+    fields = msgspec.structs.asdict(record)
+    fields.update({name: " ".join(fields[name].split()) for name in _NAMES})
+    return Sale(**fields)
 
 
 def _snippet(text: str) -> str:

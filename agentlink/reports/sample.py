@@ -19,19 +19,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
-COLUMNS = (
-    "sold_date",
-    "address",
-    "suburb",
-    "state",
-    "postcode",
-    "price",
-    "property_type",
-    "bedrooms",
-    "days_on_market",
-    "agent",
-    "agency",
-)
+from agentlink.reports.sales import COLUMNS
+
 END_DATE = date(2026, 10, 31)
 DAYS = 730  # 24 months ending on END_DATE: 2024-11-01 .. 2026-10-31
 SEED = 20261031

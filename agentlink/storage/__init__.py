@@ -51,4 +51,4 @@ def create_storage(settings: Settings) -> Storage:
     # Imported here: the SDK reads DROPBOX_API_HOST at import, and local runs need none of it.
     from agentlink.storage.dropbox import DropboxStorage
 
-    return DropboxStorage.from_settings(settings)
+    return DropboxStorage(settings)

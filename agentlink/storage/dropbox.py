@@ -5,14 +5,9 @@ the report path, or ``AGENTLINK_DROPBOX_PATH_TEMPLATE``), written with
 ``WriteMode.overwrite``, so a redelivered job replaces its own file instead of adding a
 second one. Every report gets a shared link, which becomes the job's ``result.url``.
 
-This module is the only place that catches ``dropbox.*`` exceptions: ``_translate`` maps
-them onto AgentLink's tree, which tells the consumer what to do with the job —
-
-- ``StorageUnavailableError`` (retry): 429 and ``too_many_write_operations`` (with the
-  server's ``retry_after``), 5xx, network errors, timeouts, answers the SDK cannot read;
-- ``StorageRejectedError`` (fail the job): a full Dropbox, a path Dropbox refuses;
-- ``StorageConfigError`` (not the job's fault: pause): invalid, revoked or expired
-  credentials, a missing scope, no permission to write the folder.
+This module is the only place that catches ``dropbox.*`` exceptions, and
+``dropbox_errors.translate`` maps them onto AgentLink's tree, which tells the consumer
+what to do with the job (retry, fail it, or pause for the operator).
 
 The SDK's own retries are bounded (its default retries a 429 forever) and so is its
 timeout. The SDK reads ``DROPBOX_API_HOST`` / ``DROPBOX_API_CONTENT_HOST`` when it is
@@ -22,7 +17,6 @@ both working by letting the SDK create its own ``requests`` session.
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 import threading
@@ -36,16 +30,11 @@ import structlog
 from dropbox import exceptions as dbx
 from dropbox.dropbox_client import BadInputException
 from dropbox.files import CommitInfo, UploadSessionCursor, WriteMode
-from stone.backends.python_rsrc.stone_validators import ValidationError as StoneValidationError
 
-from agentlink.errors import (
-    AgentLinkError,
-    StorageConfigError,
-    StorageRejectedError,
-    StorageUnavailableError,
-)
+from agentlink.errors import StorageConfigError, StorageUnavailableError
 from agentlink.jobs import JobResult
 from agentlink.settings import MIB, Settings
+from agentlink.storage.dropbox_errors import UNREADABLE_ANSWER, error_tags, translate
 
 log = structlog.get_logger(__name__)
 
@@ -55,36 +44,6 @@ CHUNK_BYTES = 8 * MIB
 _REPORT_PATH = re.compile(
     r"^(?P<state>[^/]+)/(?P<suburb>[^/]+)/"
     r"(?P<filename>(?P<kind>[a-z]+)-[^/]*-(?P<date>\d{4}-\d{2}-\d{2})-(?P<job8>[^-/]+)\.pdf)$"
-)
-# Tags of Dropbox's error unions, wherever they sit in the union (``path/insufficient_space``).
-_RETRY_TAGS = {"too_many_write_operations", "too_many_requests", "content_hash_mismatch"}
-_CONFIG_TAGS = {
-    "no_write_permission": "the app may not write there: check AGENTLINK_DROPBOX_FOLDER and "
-    "the app's access type (an 'App folder' app can only write inside Apps/<app name>)",
-    "team_folder": "it is a team folder AgentLink may not write into; change "
-    "AGENTLINK_DROPBOX_FOLDER",
-    "email_not_verified": "the Dropbox account's e-mail address is not verified, and Dropbox "
-    "creates no shared links until it is",
-    "access_denied": "the account's sharing policy forbids shared links to this file",
-}
-_REJECT_TAGS = {
-    "insufficient_space": "the Dropbox account is full: free space in it (or upgrade the "
-    "plan), then submit the report again",
-    "malformed_path": "Dropbox calls the path malformed: check AGENTLINK_DROPBOX_FOLDER and "
-    "AGENTLINK_DROPBOX_PATH_TEMPLATE",
-    "disallowed_name": "Dropbox does not allow this file name: change "
-    "AGENTLINK_DROPBOX_PATH_TEMPLATE",
-    "conflict": "a folder (or a file where a folder should be) is in the way in Dropbox: move it",
-    "too_many_files": "the Dropbox account holds too many files: delete some",
-    "payload_too_large": "the file is too large for one upload: lower "
-    "AGENTLINK_DROPBOX_SESSION_THRESHOLD_BYTES",
-    "settings_error": "Dropbox refused the shared-link settings",
-}
-_UNREADABLE_ANSWER = (AssertionError, json.JSONDecodeError, StoneValidationError)
-_CREDENTIALS_400 = re.compile(
-    r"invalid_client|unauthorized_client|access token|refresh token|scope|not permitted|"
-    r"app key|client_id|disabled",
-    re.IGNORECASE,
 )
 
 
@@ -102,54 +61,26 @@ class DropboxStorage:
 
     name = "dropbox"
 
-    def __init__(
-        self,
-        *,
-        folder: str = "/AgentLink",
-        app_key: str = "",
-        app_secret: str = "",
-        refresh_token: str = "",
-        access_token: str = "",
-        path_template: str = "{path}",
-        session_threshold_bytes: int = 100 * MIB,
-        chunk_bytes: int = CHUNK_BYTES,
-        timeout_s: float = 60.0,
-        max_retries: int = 2,
-        max_rate_limit_retries: int = 1,
-    ) -> None:
-        self.folder = folder.rstrip("/")
-        self.path_template = path_template
-        self.session_threshold_bytes = session_threshold_bytes
+    def __init__(self, settings: Settings, *, chunk_bytes: int = CHUNK_BYTES) -> None:
+        """The storage ``AGENTLINK_STORAGE=dropbox`` and the ``DROPBOX_*`` settings describe
+        (``chunk_bytes``: the upload-session chunk, smaller in tests)."""
+        self.folder = settings.dropbox_folder.rstrip("/")
+        self.path_template = settings.dropbox_path_template
+        self.session_threshold_bytes = settings.dropbox_session_threshold_bytes
         self.chunk_bytes = chunk_bytes
-        self._app_key = app_key
-        self._app_secret = app_secret
-        self._refresh_token = refresh_token
-        self._access_token = access_token
-        self._timeout_s = timeout_s
-        self._max_retries = max_retries
-        self._max_rate_limit_retries = max_rate_limit_retries
-        self._token_variable = "DROPBOX_REFRESH_TOKEN" if refresh_token else "DROPBOX_ACCESS_TOKEN"
+        self._app_key = settings.dropbox_app_key
+        self._app_secret = settings.dropbox_app_secret
+        self._refresh_token = settings.dropbox_refresh_token
+        self._access_token = settings.dropbox_access_token
+        self._timeout_s = settings.dropbox_timeout_s
+        self._max_retries = settings.dropbox_max_retries
+        self._max_rate_limit_retries = settings.dropbox_max_rate_limit_retries
+        self._token_variable = settings.dropbox_auth
         self._lock = threading.Lock()
         self._dbx: Any = None
         # Set when Dropbox refused a write or a link for configuration reasons (permission,
         # unverified e-mail): then check() must try a real write, or it would pass at once.
         self._probe_writes = False
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> DropboxStorage:
-        """The storage ``AGENTLINK_STORAGE=dropbox`` and the ``DROPBOX_*`` settings describe."""
-        return cls(
-            folder=settings.dropbox_folder,
-            app_key=settings.dropbox_app_key,
-            app_secret=settings.dropbox_app_secret,
-            refresh_token=settings.dropbox_refresh_token,
-            access_token=settings.dropbox_access_token,
-            path_template=settings.dropbox_path_template,
-            session_threshold_bytes=settings.dropbox_session_threshold_bytes,
-            timeout_s=settings.dropbox_timeout_s,
-            max_retries=settings.dropbox_max_retries,
-            max_rate_limit_retries=settings.dropbox_max_rate_limit_retries,
-        )
 
     # -- the Storage protocol ---------------------------------------------------------------------
 
@@ -205,7 +136,7 @@ class DropboxStorage:
                 # The scope is checked before the path, so not_found proves sharing.write.
                 client.sharing_create_shared_link_with_settings(probe)
             except dbx.ApiError as exc:
-                if "not_found" not in _tags(exc.error):
+                if "not_found" not in error_tags(exc.error):
                     raise
 
     # -- paths ------------------------------------------------------------------------------------
@@ -277,7 +208,7 @@ class DropboxStorage:
         try:
             return str(client.sharing_create_shared_link_with_settings(path).url), False
         except dbx.ApiError as exc:
-            if _tags(exc.error)[:1] != ["shared_link_already_exists"]:
+            if error_tags(exc.error)[:1] != ["shared_link_already_exists"]:
                 raise
             existing = exc.error.get_shared_link_already_exists()
             if existing is not None and existing.is_metadata():
@@ -296,12 +227,12 @@ class DropboxStorage:
         try:
             yield
         except (dbx.DropboxException, OSError) as exc:
-            error = self._translate(exc, path)
+            error = translate(exc, path, self._token_variable)
             if isinstance(error, StorageConfigError):
                 self._forget_client()
                 self._probe_writes = self._probe_writes or isinstance(exc, dbx.ApiError)
             raise error from exc
-        except _UNREADABLE_ANSWER as exc:
+        except UNREADABLE_ANSWER as exc:
             # The SDK asserts the Content-Type and decodes the body itself: an answer it
             # cannot read (an HTML error page from a proxy, a cut-off body) is the wire's
             # trouble, not the job's, so it is retried like a 5xx.
@@ -309,88 +240,6 @@ class DropboxStorage:
                 f"Dropbox sent an answer the SDK could not read ({type(exc).__name__}): "
                 f"{str(exc)[:200]}"
             ) from exc
-
-    def _translate(self, exc: Exception, path: str) -> AgentLinkError:
-        """The AgentLink error for an SDK or network exception met while storing ``path``."""
-        if isinstance(exc, dbx.ApiError):
-            return self._route_error(exc, path)
-        if isinstance(exc, dbx.HttpError):
-            return self._http_error(exc, path)
-        if isinstance(exc, dbx.DropboxException):
-            return StorageUnavailableError(f"Dropbox error: {exc}")
-        kind = "timed out" if "timeout" in type(exc).__name__.lower() else "unreachable"
-        return StorageUnavailableError(f"Dropbox {kind} ({type(exc).__name__}): {exc}")
-
-    def _http_error(self, exc: Any, path: str) -> AgentLinkError:
-        if isinstance(exc, dbx.AuthError):
-            return StorageConfigError(self._auth_message(exc))
-        if isinstance(exc, dbx.RateLimitError):
-            reason = (_tags(getattr(exc.error, "reason", None)) or ["too_many_requests"])[0]
-            retry_after_s = float(exc.backoff) if exc.backoff is not None else None
-            return StorageUnavailableError(
-                f"Dropbox rate limit ({reason}); it asks to retry after {retry_after_s} s",
-                retry_after_s=retry_after_s,
-            )
-        if isinstance(exc, dbx.BadInputError):
-            message = f"Dropbox refused the request for {path}: {exc.message}"
-            if _CREDENTIALS_400.search(str(exc.message)):
-                return StorageConfigError(
-                    f"{message}; check DROPBOX_APP_KEY, DROPBOX_APP_SECRET and "
-                    f"{self._token_variable}, then run `agentlink dropbox check`"
-                )
-            return StorageRejectedError(message)
-        if isinstance(exc, dbx.PathRootError):
-            return StorageConfigError(f"Dropbox rejected the namespace (path root): {exc.error}")
-        # 5xx (InternalServerError) and anything else HTTP: the server's trouble, not ours.
-        return StorageUnavailableError(
-            f"Dropbox answered HTTP {exc.status_code} (request {exc.request_id}): "
-            f"{str(exc.body)[:200]}"
-        )
-
-    def _route_error(self, exc: Any, path: str) -> AgentLinkError:
-        tags = _tags(exc.error)
-        summary = "/".join(tags) or str(exc.error)
-        for tag in tags:
-            if tag in _RETRY_TAGS:
-                return StorageUnavailableError(
-                    f"Dropbox is busy with {path} ({summary}); will retry"
-                )
-            if tag in _CONFIG_TAGS:
-                return StorageConfigError(
-                    f"Dropbox refused {path} ({summary}): {_CONFIG_TAGS[tag]}"
-                )
-            if tag in _REJECT_TAGS:
-                return StorageRejectedError(
-                    f"Dropbox refused {path} ({summary}): {_REJECT_TAGS[tag]}"
-                )
-        # Unknown or racy (a session or file not found yet): a later attempt may well work.
-        return StorageUnavailableError(f"Dropbox error for {path}: {summary}")
-
-    def _auth_message(self, exc: Any) -> str:
-        error = exc.error
-        tags = _tags(error)
-        tag = tags[0] if tags else "other"
-        fix = "then restart the workers and run `agentlink dropbox check`"
-        if tag == "missing_scope":
-            scope = error.get_missing_scope().required_scope
-            return (
-                f"the Dropbox app lacks the scope {scope}: tick it in the App Console "
-                f"(Permissions), then create a new {self._token_variable} (a token keeps the "
-                f"scopes it was granted with); {fix}"
-            )
-        if tag == "expired_access_token":
-            return (
-                f"the Dropbox access token expired and cannot be refreshed: use "
-                f"DROPBOX_REFRESH_TOKEN with DROPBOX_APP_KEY and DROPBOX_APP_SECRET; {fix}"
-            )
-        if tag == "invalid_access_token":
-            return (
-                f"Dropbox rejected {self._token_variable} (invalid or revoked; a refresh "
-                f"token dies when the app is unlinked): create a new one; {fix}"
-            )
-        if tag == "user_suspended":
-            return f"the Dropbox account is suspended; {fix}"
-        return f"Dropbox refused the credentials ({tag}); {fix}"
 
     # -- agentlink dropbox check ------------------------------------------------------------------
 
@@ -437,7 +286,7 @@ class DropboxStorage:
         yield sharing
 
     def _describe(self, exc: Exception, path: str | None = None) -> str:
-        error = self._translate(exc, path or self.folder or "/")
+        error = translate(exc, path or self.folder or "/", self._token_variable)
         return f"{error} [{type(error).__name__}]"
 
 
@@ -461,19 +310,3 @@ def _size(count: int) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{value:.1f} TiB"
-
-
-def _tags(error: Any) -> list[str]:
-    """The tags along a Dropbox error union: ``["path", "insufficient_space"]``.
-
-    Unions nest either directly (``UploadSessionFinishError.path`` holds a ``WriteError``)
-    or through a struct's ``reason`` (``UploadError.path`` holds ``UploadWriteFailed``).
-    """
-    tags: list[str] = []
-    node = error
-    while isinstance(getattr(node, "_tag", None), str) and len(tags) < 8:
-        tags.append(node._tag)
-        node = node._value
-        if node is not None and not hasattr(node, "_tag"):
-            node = getattr(node, "reason", None)
-    return tags

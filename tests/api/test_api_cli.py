@@ -5,20 +5,13 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import urllib.parse
 
 import httpx
 import pytest
 
-from agentlink.admin.devredis import free_port
 from agentlink.settings import Settings
 from tests.conftest import ROOT, Processes, settings_env, wait_for
-
-
-def healthy(port: int) -> bool:
-    try:
-        return httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 class TestBinding:
@@ -53,10 +46,7 @@ class TestBinding:
         env: dict[str, str],
     ) -> None:
         """The flag or AGENTLINK_ALLOW_NO_AUTH=true opens it, with a logged warning."""
-        port = free_port()
-        cmd = ["-m", "agentlink", "api", "--host", "0.0.0.0", "--port", str(port), *args]
-        processes.start(cmd, settings_env(settings, **env), "api")
-        wait_for(lambda: healthy(port), 30, "the API")
+        processes.api(settings, "--host", "0.0.0.0", *args, **env)
         log = processes.log("api")
         assert "api.no_api_keys" in log
         assert '"exposed": true' in log
@@ -65,12 +55,9 @@ class TestBinding:
         self, settings: Settings, processes: Processes
     ) -> None:
         """With keys the API serves 0.0.0.0 without a warning; no key is ever logged."""
-        port = free_port()
-        env = settings_env(settings, AGENTLINK_API_KEYS="very-secret-key-1,very-secret-key-2")
-        cmd = ["-m", "agentlink", "api", "--host", "0.0.0.0", "--port", str(port)]
-        processes.start(cmd, env, "api")
-        wait_for(lambda: healthy(port), 30, "the API")
-        base = f"http://127.0.0.1:{port}"
+        base = processes.api(
+            settings, "--host", "0.0.0.0", AGENTLINK_API_KEYS="very-secret-key-1,very-secret-key-2"
+        )
         ok = httpx.post(
             f"{base}/api/generate-agents-report",
             json={"suburb": "Manly", "state": "NSW"},
@@ -90,21 +77,15 @@ class TestBinding:
         self, settings: Settings, processes: Processes
     ) -> None:
         """The default bind (127.0.0.1) needs no keys; the start still warns."""
-        port = free_port()
-        processes.start(
-            ["-m", "agentlink", "api", "--port", str(port)], settings_env(settings), "api"
-        )
-        wait_for(lambda: healthy(port), 30, "the API")
+        processes.api(settings)
         assert '"exposed": false' in processes.log("api")
 
 
 class TestSlowClients:
     def test_body_that_never_arrives_is_408(self, settings: Settings, processes: Processes) -> None:
         """A client that announces a body and stalls gets 408 after AGENTLINK_BODY_TIMEOUT_S."""
-        port = free_port()
-        env = settings_env(settings, AGENTLINK_BODY_TIMEOUT_S="1")
-        processes.start(["-m", "agentlink", "api", "--port", str(port)], env, "api")
-        wait_for(lambda: healthy(port), 30, "the API")
+        base = processes.api(settings, AGENTLINK_BODY_TIMEOUT_S="1")
+        port = urllib.parse.urlsplit(base).port
         with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
             sock.sendall(
                 b"POST /api/generate-agents-report HTTP/1.1\r\nHost: x\r\n"
@@ -118,4 +99,5 @@ class TestSlowClients:
             reply = b"".join(chunks).decode()
         assert reply.startswith("HTTP/1.1 408"), reply
         assert "did not arrive in 1 s" in reply  # AGENTLINK_BODY_TIMEOUT_S, not another one
-        assert healthy(port), "the API keeps serving others"
+        health = httpx.get(f"{base}/health", timeout=5)
+        assert health.status_code == 200, "the API keeps serving others"

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import checks
 
-from agentlink.admin.devredis import free_port
 from agentlink.settings import Settings
-from tests.conftest import Processes, settings_env, wait_for
+from tests.conftest import Processes
 
 API_KEY = "schemathesis-key"
 CHECKS = [
@@ -28,24 +26,12 @@ CHECKS = [
 @pytest.fixture
 def live_api(settings: Settings, processes: Processes) -> str:
     """`agentlink api` on a free port, with a key and a rate limit the run stays under."""
-    port = free_port()
-    env = settings_env(
+    return processes.api(
         settings,
         AGENTLINK_API_KEYS=API_KEY,
         AGENTLINK_RATE_LIMIT="100000",
         AGENTLINK_CALLBACK_HOSTS="hooks.agentlink.test",
     )
-    processes.start(["-m", "agentlink", "api", "--port", str(port)], env, "api")
-    base = f"http://127.0.0.1:{port}"
-
-    def healthy() -> bool:
-        try:
-            return httpx.get(f"{base}/health", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_for(healthy, 30, "the API")
-    return base
 
 
 def test_generated_requests_conform(live_api: str) -> None:

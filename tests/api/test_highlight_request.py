@@ -8,7 +8,7 @@ import msgspec
 import pytest
 
 from agentlink.api.errors import ApiError
-from agentlink.api.routes import parse_request
+from agentlink.api.routes.body import parse_request
 from agentlink.jobs import Kind
 
 

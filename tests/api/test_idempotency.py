@@ -12,11 +12,10 @@ import pytest
 import redis
 from litestar.testing import TestClient
 
-from agentlink.admin.devredis import free_port
 from agentlink.api import create_app
 from agentlink.settings import Settings
 from agentlink.stream.keys import Keys
-from tests.conftest import Processes, settings_env, wait_for
+from tests.conftest import Processes
 
 AGENTS = "/api/generate-agents-report"
 AGENCY = "/api/generate-agency-report"
@@ -178,19 +177,7 @@ class TestConcurrency:
     ) -> None:
         """20 simultaneous identical requests to a real server: one 202, nineteen 200s, one
         entry, one job id."""
-        port = free_port()
-        processes.start(
-            ["-m", "agentlink", "api", "--port", str(port)], settings_env(settings), "api"
-        )
-        base = f"http://127.0.0.1:{port}"
-
-        def healthy() -> bool:
-            try:
-                return httpx.get(f"{base}/health", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_for(healthy, 30, "the API")
+        base = processes.api(settings)
         with httpx.Client(base_url=base, timeout=10) as http:
 
             def post(_: int) -> httpx.Response:

@@ -12,7 +12,7 @@ import json
 import os
 import signal
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,6 +36,7 @@ from consumers.render_child import RenderAbortedError, Renderer
 from tests.conftest import Processes, submit, wait_for, wait_status
 from tests.support.consumers import stalled_consumer
 from tests.support.metrics import MIB, names, parse, scrape, value
+from tests.support.settings import quick_settings
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -75,18 +76,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     tmp = tmp_path_factory.mktemp("metrics-consumer")
     server = RedisServer(tmp / "redis")
     server.start()
-    settings = replace(
-        Settings(),
-        redis_url=server.url,
-        output_dir=tmp / "reports",
-        consumer_name="test",
-        lease_s=3.0,
-        block_ms=200,
-        retry_base_s=0.05,
-        retry_max_s=0.2,
-        max_attempts=2,
-        log_format="json",
-    )
+    settings = quick_settings(server.url, tmp, "test", max_attempts=2, log_format="json")
     # A file where the VIC folder should be: every VIC upload fails, transiently.
     (settings.output_dir / "VIC").parent.mkdir(parents=True)
     (settings.output_dir / "VIC").write_text("not a folder")
@@ -344,7 +334,12 @@ class TestRenderChildMetrics:
         }
         # A real first render in a fresh child takes 1-2 s on a busy machine: 60 s for it;
         # the stopped child below never answers, so 1 s is enough to kill it.
-        renderer = Renderer(sales_csv=None, timeout_s=60.0, max_jobs=1)
+        renderer = Renderer(
+            sales_csv=None,
+            timeout_s=60.0,
+            max_jobs=1,
+            max_rss_bytes=Settings().render_max_rss_mb * MIB,
+        )
         try:
             assert renderer.render(spec, job_id="m-1", generated_at=now).pages >= 3
             assert renderer.rss_bytes() == 0  # recycled after its one job

@@ -14,6 +14,7 @@ import pytest
 from agentlink.errors import DataSourceRejectedError, DataSourceUnavailableError
 from agentlink.jobs import AuState, Kind, ReportSpec
 from agentlink.report_settings import BrandSettings, DataSettings
+from agentlink.settings import Settings
 from consumers.render_child import Renderer
 from tests.support.sales_endpoint import Endpoint, record
 
@@ -21,7 +22,14 @@ from tests.support.sales_endpoint import Endpoint, record
 @pytest.fixture
 def renderer(endpoint: str) -> Iterator[Renderer]:
     data = DataSettings(kind="http", location=f"{endpoint}/sales?suburb={{suburb}}&state={{state}}")
-    child = Renderer(data=data, brand=BrandSettings(name="Bayside Agency"), timeout_s=120)
+    settings = Settings()
+    child = Renderer(
+        data=data,
+        brand=BrandSettings(name="Bayside Agency"),
+        timeout_s=120,
+        max_jobs=settings.render_max_jobs,
+        max_rss_bytes=settings.render_max_rss_mb * 1024 * 1024,
+    )
     yield child
     child.kill()
 

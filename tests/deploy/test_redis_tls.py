@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -25,8 +24,9 @@ from litestar.testing import TestClient
 from agentlink.admin.devredis import free_port
 from agentlink.api import create_app
 from agentlink.settings import Settings
-from tests.conftest import Processes, settings_env, skip_without, submit, wait_for
-from tests.support.fake_dropbox import Certificates, make_certificates
+from tests.conftest import Processes, skip_without, submit, wait_for
+from tests.support.cli import run_cli
+from tests.support.tls import Certificates, make_certificates
 
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN_PASSWORD = "admin-secret"
@@ -123,15 +123,7 @@ class TestRedisOverTls:
         """`agentlink inspect --json` reads the queue through the same rediss:// URL."""
         with TestClient(app=create_app(tls_settings)) as client:
             submit(client)
-        done = subprocess.run(
-            [sys.executable, "-m", "agentlink", "inspect", "--json"],
-            env=settings_env(tls_settings),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-            cwd=ROOT,
-        )
+        done = run_cli(tls_settings, "inspect", "--json")
         assert done.returncode == 0, done.stderr
         snapshot = json.loads(done.stdout)
         assert snapshot["length"] == 1

@@ -24,7 +24,8 @@ from agentlink.admin.devredis import free_port
 from agentlink.api import create_app
 from agentlink.observe import capacity
 from agentlink.observe.capacity import ConsumerState, HostMemory, Sample
-from agentlink.observe.stream_state import ScalingConfig, ScrapeCollector, read_stream_state
+from agentlink.observe.scrape import ScrapeCollector
+from agentlink.observe.stream_state import ScalingConfig, read_stream_state
 from agentlink.settings import Settings
 from agentlink.stream.keys import Keys
 from tests.conftest import submit
@@ -289,7 +290,7 @@ class TestScalingGauges:
     ) -> None:
         """A scrape records the counters now and forgets samples older than the window."""
         now = time.time()
-        config = ScalingConfig(window_s=300)
+        config = replace(ScalingConfig.from_settings(Settings()), window_s=300)
         r.zadd(capacity.samples_key(keys), {Sample(now - 3600, 0, 0.0, 0).encode(): now - 3600})
         r.xadd(keys.stream, {"job_id": "a", "v": "1"})
         r.hset(capacity.work_key(keys), mapping={"busy_s": "7.5", "done": "3"})

@@ -14,7 +14,7 @@ import json
 import shutil
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +23,8 @@ import pytest
 import yaml
 
 from agentlink.admin.devredis import RedisServer, free_port
-from agentlink.settings import Settings
 from tests.conftest import ROOT, Processes, settings_env, skip_without, wait_for
+from tests.support.settings import quick_settings
 
 PROMETHEUS_DIR = ROOT / "ops/prometheus"
 GRAFANA_DIR = ROOT / "ops/grafana"
@@ -148,14 +148,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("prometheus")
     server = RedisServer(tmp / "redis")
     server.start()
-    settings = replace(
-        Settings(),
-        redis_url=server.url,
-        output_dir=tmp / "reports",
-        consumer_name="prom",
-        lease_s=3.0,
-        block_ms=200,
-    )
+    settings = quick_settings(server.url, tmp, "prom")
     api_port, metrics_port, prometheus_port = free_port(), free_port(), free_port()
     config = tmp / "prometheus.yml"
     config.write_text(

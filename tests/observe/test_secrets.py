@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -25,11 +25,12 @@ import httpx
 import pytest
 import redis
 
-from agentlink.admin.devredis import RedisServer, free_port
+from agentlink.admin.devredis import RedisServer
 from agentlink.observe.redaction import SecretScrubber, redact_url, redact_urls
-from agentlink.settings import Settings
 from tests.conftest import ROOT, Processes, settings_env, wait_for
-from tests.support.fake_dropbox import APP_KEY, FakeDropbox, make_certificates
+from tests.support.fake_dropbox import APP_KEY, FakeDropbox
+from tests.support.settings import quick_settings
+from tests.support.tls import make_certificates
 
 TOKEN = secrets.token_hex(6)
 API_KEYS = (f"key-one-{TOKEN}", f"key-two-{TOKEN}")
@@ -114,45 +115,26 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     receiver = HookReceiver()
     processes = Processes(tmp)
     done = Run()
-    settings = replace(
-        Settings(),
-        redis_url=redis_url,
-        output_dir=tmp / "reports",
-        consumer_name="sec",
-        lease_s=3.0,
-        block_ms=200,
-        retry_base_s=0.05,
-        retry_max_s=0.2,
-    )
-    env = settings_env(
-        settings,
-        AGENTLINK_LOG_LEVEL="debug",
-        AGENTLINK_API_KEYS=",".join(API_KEYS),
-        AGENTLINK_STORAGE="dropbox",
-        DROPBOX_APP_KEY=APP_KEY,
-        DROPBOX_APP_SECRET=APP_SECRET,
-        DROPBOX_REFRESH_TOKEN=refresh_token,
-        DROPBOX_API_HOST=fake.host,
-        DROPBOX_API_CONTENT_HOST=fake.host,
-        REQUESTS_CA_BUNDLE=str(certificates.ca),
-        AGENTLINK_CALLBACK_HOSTS="127.0.0.1",
-        AGENTLINK_CALLBACK_ALLOW_INSECURE="true",
-        AGENTLINK_WEBHOOK_SECRET=WEBHOOK_SECRET,
-    )
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
+    settings = quick_settings(redis_url, tmp, "sec")
+    extra = {
+        "AGENTLINK_LOG_LEVEL": "debug",
+        "AGENTLINK_API_KEYS": ",".join(API_KEYS),
+        "AGENTLINK_STORAGE": "dropbox",
+        "DROPBOX_APP_KEY": APP_KEY,
+        "DROPBOX_APP_SECRET": APP_SECRET,
+        "DROPBOX_REFRESH_TOKEN": refresh_token,
+        "DROPBOX_API_HOST": fake.host,
+        "DROPBOX_API_CONTENT_HOST": fake.host,
+        "REQUESTS_CA_BUNDLE": str(certificates.ca),
+        "AGENTLINK_CALLBACK_HOSTS": "127.0.0.1",
+        "AGENTLINK_CALLBACK_ALLOW_INSECURE": "true",
+        "AGENTLINK_WEBHOOK_SECRET": WEBHOOK_SECRET,
+    }
+    env = settings_env(settings, **extra)
     stack = contextlib.ExitStack()
     try:
-        processes.start(["-m", "agentlink", "api", "--port", str(port)], env, "api")
+        base = processes.api(settings, **extra)
         worker = processes.start(["-m", "agentlink", "worker"], env, "worker")
-
-        def healthy() -> bool:
-            try:
-                return httpx.get(f"{base}/health", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_for(healthy, 60, "API health")
         http = stack.enter_context(httpx.Client(base_url=base, timeout=10))
         assert http.post("/api/generate-agents-report", json={}).status_code == 401
         wrong = http.post(

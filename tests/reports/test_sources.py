@@ -206,6 +206,7 @@ class TestCsvReload:
 
 
 def source_at(base: str, path: str = "/sales", **kwargs: Any) -> HttpSalesSource:
+    kwargs.setdefault("timeout_s", DataSettings().timeout_s)
     return HttpSalesSource(
         f"{base}{path}?suburb={{suburb}}&state={{state}}&from={{start}}", **kwargs
     )
@@ -295,7 +296,9 @@ class TestHttpErrors:
 
     def test_refused_connection_is_transient(self, endpoint: str) -> None:
         """Nothing listening: retried later; the message names host and path, not the query."""
-        dead = HttpSalesSource("http://127.0.0.1:9/sales?key=SECRET&suburb={suburb}&state={state}")
+        dead = HttpSalesSource(
+            "http://127.0.0.1:9/sales?key=SECRET&suburb={suburb}&state={state}", timeout_s=10.0
+        )
         with pytest.raises(
             DataSourceUnavailableError, match=r"cannot reach the sales endpoint 127.0.0.1/sales"
         ) as caught:

@@ -1,0 +1,85 @@
+"""``agentlink job``: one job's status record, found by its id or a unique prefix of it."""
+
+from __future__ import annotations
+
+import re
+import sys
+from typing import Any
+
+import msgspec
+
+from agentlink.errors import StorageRejectedError
+from agentlink.jobs import JobRecord, record_from_hash
+from agentlink.settings import Settings
+from agentlink.storage.local import LocalStorage
+from agentlink.stream.keys import Keys
+
+JOB_PREFIX_MIN_CHARS = 8
+"""The shortest job id prefix ``agentlink job`` looks up: what inspect and file names show."""
+_GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
+
+
+def job_ids_matching(client: Any, keys: Keys, given: str, *, limit: int = 5) -> list[str]:
+    """The job ``given`` names: its full id, else the ids that start with it (given at least
+    ``JOB_PREFIX_MIN_CHARS`` characters), sorted; more than ``limit`` means "many".
+
+    A prefix is found with ``SCAN … MATCH <prefix>:job:<given>* TYPE hash``: Redis walks the
+    whole key space, 1,000 keys per round trip (about 100 round trips with 100,000 keys),
+    without blocking other clients. Fine for an operator's command; nothing else uses it.
+    """
+    if client.hexists(keys.job(given), "status"):
+        return [given]
+    if len(given) < JOB_PREFIX_MIN_CHARS:
+        return []
+    pattern = _GLOB_SPECIAL.sub(r"\\\1", keys.job(given)) + "*"
+    found: list[str] = []
+    for key in client.scan_iter(match=pattern, count=1000, _type="hash"):
+        found.append(key.removeprefix(keys.job("")))
+        if len(found) > limit:
+            break
+    return sorted(found)
+
+
+def show_job(client: Any, keys: Keys, settings: Settings, given: str) -> int:
+    """Print the record of the job ``given`` (its id, or a unique prefix) as JSON; exit 1
+    naming the problem if there is no such job, or several."""
+    found = job_ids_matching(client, keys, given)
+    if len(found) > 1:
+        shown = ", ".join(found[:5]) + (", …" if len(found) > 5 else "")
+        print(
+            f"agentlink: {given} starts several job ids ({shown}); give more of it", file=sys.stderr
+        )
+        return 1
+    fields: dict[str, str] = client.hgetall(keys.job(found[0])) if found else {}
+    if not fields.get("status"):
+        hint = (
+            ""
+            if len(given) >= JOB_PREFIX_MIN_CHARS
+            else f"; give the full id or at least its first {JOB_PREFIX_MIN_CHARS} characters"
+        )
+        print(f"agentlink: no job {given} (unknown or expired{hint})", file=sys.stderr)
+        return 1
+    record = record_from_hash(fields)
+    _show_local_pdf(record, settings)
+    print(msgspec.json.format(msgspec.json.encode(record)).decode())
+    return 0
+
+
+def _show_local_pdf(record: JobRecord, settings: Settings) -> None:
+    """Fill ``result.url`` of a local-storage job with its file's ``file://`` URI.
+
+    The API fills it at read time with its own public ``/api/jobs/{id}/pdf`` address, which
+    depends on how the caller reached it (Host, scheme behind nginx), so it is not stored
+    and the CLI cannot know it. What the CLI knows is the file in AGENTLINK_OUTPUT_DIR.
+    """
+    result = record.result
+    if result is None or result.url or result.storage != "local":
+        return
+    try:
+        pdf = LocalStorage(settings.output_dir).resolve(result.path)
+    except StorageRejectedError:
+        return
+    if pdf.is_file():
+        result.url = pdf.as_uri()
+    else:
+        print(f"agentlink: the PDF is not at {pdf} on this machine", file=sys.stderr)
