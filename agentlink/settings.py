@@ -146,7 +146,7 @@ class Settings:
     # -- delivery and retries
     lease_s: float = number(
         "AGENTLINK_LEASE_S",
-        15.0,
+        10.0,
         "how long a consumer's claim on a job lasts without renewal",
         minimum=1.0,
     )

@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=500, help="jobs to submit (500)")
     parser.add_argument("--duration", type=float, default=180, help="seconds of faults (180)")
     parser.add_argument("--workers", type=int, default=3, help="consumer slots (3)")
-    parser.add_argument("--lease-s", type=float, default=15, help="AGENTLINK_LEASE_S (15)")
+    parser.add_argument("--lease-s", type=float, default=10, help="AGENTLINK_LEASE_S (10)")
     parser.add_argument("--seed", type=int, default=1, help="seed of every random choice (1)")
     parser.add_argument("--kill-every-s", type=float, default=6, help="mean consumer kill gap (6)")
     parser.add_argument("--restart-delay-s", type=float, default=1, help="kill → restart (1)")

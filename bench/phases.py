@@ -171,7 +171,7 @@ def phase_noop(setup: services.Setup, board: Scoreboard, args: argparse.Namespac
 
 def phase_reclaim(setup: services.Setup, board: Scoreboard, trials: int) -> None:
     """kill -9 of a consumer mid-job, ``trials`` times."""
-    print(f"  reclaim: {trials} x kill -9 of a consumer mid-job (lease 15 s) …", flush=True)
+    print(f"  reclaim: {trials} x kill -9 of a consumer mid-job (default lease) …", flush=True)
     result = dispatch.reclaim(setup, trials, RECLAIM_SPEC)
     board.section(f"kill -9 of a consumer mid-job, another alive (default lease), {trials} times")
     restarted = result.restarted_s

@@ -34,8 +34,8 @@ def save_while_paused(job: ReportJob, job_id: str, path: str, pdf: bytes) -> Job
 def _wait_for_storage(job: ReportJob, job_id: str, error: StorageConfigError) -> None:
     metrics.STORAGE_PAUSED.set(1)
     job.lease.state = "paused: storage misconfigured"
-    event = job.steps.event("waiting_for_storage", detail=str(error))
-    job.persist(lambda: job.records.waiting(job_id, f"waiting for the storage: {error}", event))
+    event = job.rec.steps.event("waiting_for_storage", detail=str(error))
+    job.rec.persist(lambda: job.records.waiting(job_id, f"waiting for the storage: {error}", event))
     try:
         while True:
             log.error(
@@ -44,7 +44,7 @@ def _wait_for_storage(job: ReportJob, job_id: str, error: StorageConfigError) ->
                 recheck_in_s=job.settings.storage_recheck_s,
                 hint="fix the storage credentials or settings; jobs stay queued meanwhile",
             )
-            job.wait(job.settings.storage_recheck_s)
+            job.rec.wait(job.settings.storage_recheck_s)
             try:
                 job.storage.check()
             except StorageConfigError as exc:

@@ -22,7 +22,7 @@ class TestSettings:
         assert settings.key_prefix == "agentlink"
         assert settings.storage == "local"
         assert settings.output_dir == Path("reports")
-        assert settings.lease_s == 15.0
+        assert settings.lease_s == 10.0
         assert settings.max_deliveries == 5
         assert settings.job_ttl_s == 7 * 24 * 3600
         assert settings.api_keys == ()
