@@ -248,7 +248,7 @@ class PeakMemory(threading.Thread):
             if reading is None:
                 continue
             total += reading[0]
-            if "spawn_main" in cmdline(child):  # the WeasyPrint render process
+            if "consumers.render_child" in cmdline(child):  # the WeasyPrint render process
                 self.render_pids.add(child)
                 self.render_hwm_kib = max(self.render_hwm_kib, *reading)
             else:

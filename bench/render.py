@@ -279,7 +279,7 @@ def report(
                 [
                     "peak RSS other children",
                     mib(mem.other_children_hwm_kib),
-                    "VmHWM (multiprocessing resource tracker)",
+                    "VmHWM (none expected: the render child is the only one)",
                 ],
                 [
                     "peak RSS consumer + children",

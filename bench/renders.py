@@ -6,8 +6,8 @@ client sends 20 POST/s + 20 status GET/s to the API for 20 s. Then:
 
 - **reports per minute**: completions in the window from the end of the API load until the
   first worker's last completion (both are busy all that window), x 60 ÷ its length;
-- **memory** (ours): each consumer's process tree — consumer, render child, and
-  multiprocessing's resource tracker — is read from ``/proc`` every 0.2 s, with the
+- **memory** (ours): each consumer's process tree — the consumer and its render child —
+  is read from ``/proc`` every 0.2 s, with the
   consumer's count of completed reports (its ``report.completed`` log lines). The render
   child is replaced every 100 reports (``AGENTLINK_RENDER_MAX_JOBS``), so "RSS at report
   n" is the peak over reports n - 99 … n: one whole render-child lifetime.

@@ -4,19 +4,25 @@ WeasyPrint is CPU-bound, not thread-safe, and its memory grows with big document
 it in a child keeps the consumer's own loop and lease renewal responsive, lets the consumer
 kill a render that runs past ``AGENTLINK_RENDER_TIMEOUT_S`` (a transient error, like a
 crash) and recycle the child after a number of jobs or above an RSS cap. An exception in
-the report code itself comes back as ``UnexpectedJobError``: permanent, never retried. The
-child is started with ``spawn``, so it imports WeasyPrint itself instead of inheriting a
-forked copy.
+the report code itself comes back as ``UnexpectedJobError``: permanent, never retried.
+
+The child is a fresh interpreter (``python -m consumers.render_child``), so it imports
+WeasyPrint itself instead of inheriting a forked copy; it talks to its consumer over a
+socket pair with ``multiprocessing``'s message framing. Unlike ``multiprocessing``'s
+``spawn``, this starts no resource-tracker process: 13 MiB less per worker.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import ctypes
-import multiprocessing
 import multiprocessing.connection
 import os
 import signal
+import socket
+import subprocess
+import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -64,10 +70,9 @@ def _die_with_parent() -> None:
     libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
-def _child_main(
-    conn: multiprocessing.connection.Connection, data: DataSettings, brand: BrandSettings
-) -> None:
-    """The render process: answer (spec, job_id, generated_at) requests until told to stop.
+def _child_main(conn: multiprocessing.connection.Connection) -> None:
+    """The render process: receive its settings ``(data, brand)``, then answer (spec,
+    job_id, generated_at) requests until told to stop.
 
     Replies: ``("ok", report)``, or ``("error", class name, message, traceback)`` where the
     class is one of ``agentlink.errors`` (an exception outside that tree is reported as
@@ -81,6 +86,7 @@ def _child_main(
     from agentlink.reports import make_report, open_source
     from agentlink.reports.render import prepare
 
+    data, brand = conn.recv()
     source = open_source(data)
     try:
         # Read before "ready": a missing or malformed sales file stops the worker at start,
@@ -165,27 +171,27 @@ class Renderer:
         self.timeout_s = timeout_s
         self.max_jobs = max_jobs
         self.max_rss_bytes = max_rss_bytes
-        self._ctx = multiprocessing.get_context("spawn")
-        self._process: Any = None
+        self._process: subprocess.Popen[bytes] | None = None
         self._conn: multiprocessing.connection.Connection | None = None
         self._jobs = 0
         self.peak_rss_bytes = 0
 
     def _start(self) -> multiprocessing.connection.Connection:
-        parent, child = self._ctx.Pipe()
-        self._process = self._ctx.Process(
-            target=_child_main,
-            args=(child, self.data, self.brand),
-            name="agentlink-render",
-            daemon=True,
-        )
+        ours, theirs = socket.socketpair()
+        parent = multiprocessing.connection.Connection(ours.detach())
         try:
-            self._process.start()
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "consumers.render_child", "--fd", str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),),
+                stdin=subprocess.DEVNULL,
+            )
+            parent.send((self.data, self.brand))
         except OSError as exc:  # fork/exec refused: out of memory or processes for now
             self._process = None
+            parent.close()
             raise RenderFailedError(f"cannot start the render process: {exc}") from exc
         finally:
-            child.close()
+            theirs.close()
         # Wait until WeasyPrint is imported: a consumer that says it started can render.
         hello: tuple[Any, ...]
         try:
@@ -206,7 +212,7 @@ class Renderer:
 
     def start(self) -> None:
         """Start the child now, so the first job does not wait for WeasyPrint to import."""
-        if self._process is None or not self._process.is_alive():
+        if self._process is None or self._process.poll() is not None:
             self._start()
 
     def rss_bytes(self) -> int:
@@ -248,8 +254,9 @@ class Renderer:
                 metrics.RENDERS_KILLED.labels(reason="abandoned").inc()
                 self.kill()
                 raise RenderAbortedError(job_id)
-            if not self._process.is_alive():
-                code = self._process.exitcode
+            process = self._process
+            if process is None or process.poll() is not None:
+                code = process.returncode if process is not None else None
                 metrics.RENDERS_KILLED.labels(reason="crashed").inc()
                 self.kill()
                 raise RenderFailedError(f"the render process died (exit code {code})")
@@ -291,7 +298,10 @@ class Renderer:
         """Kill the child now (a runaway render, or an abort)."""
         if self._process is not None:
             self._process.kill()
-            self._process.join(5)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._process.wait(5)
+        if self._conn is not None:
+            self._conn.close()
         self._process, self._conn = None, None
 
     def close(self) -> None:
@@ -300,5 +310,20 @@ class Renderer:
             with contextlib.suppress(OSError):  # a dead child is killed below anyway
                 self._conn.send(None)
         if self._process is not None:
-            self._process.join(5)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._process.wait(5)
         self.kill()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m consumers.render_child --fd N``: the render process of one consumer,
+    talking over the socket ``N`` its consumer passed down."""
+    parser = argparse.ArgumentParser(prog="python -m consumers.render_child")
+    parser.add_argument("--fd", type=int, required=True, help="the socket to the consumer")
+    args = parser.parse_args(argv)
+    _child_main(multiprocessing.connection.Connection(args.fd))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -16,12 +16,12 @@ from tests.conftest import (
 
 
 def render_child(consumer: subprocess.Popen[bytes]) -> int:
-    """The pid of the consumer's render process (multiprocessing ``spawn_main``), once it runs."""
+    """The pid of the consumer's render process (``python -m consumers.render_child``)."""
 
     def find() -> int | None:
         for pid in children_of(consumer.pid):
             try:
-                if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                if b"consumers.render_child" in Path(f"/proc/{pid}/cmdline").read_bytes():
                     return pid
             except OSError:
                 continue
