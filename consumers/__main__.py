@@ -7,9 +7,9 @@ import sys
 from collections.abc import Callable
 
 from agentlink.errors import ConfigurationError
-from agentlink.observe.logging import configure_logging
 from agentlink.reports.harfbuzz import HARFBUZZ_SUBSET_HINT, harfbuzz_subset_available
 from agentlink.settings import Settings
+from consumers.process import start_process
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,12 +28,9 @@ def main(argv: list[str] | None = None) -> int:
         help="run one consumer named <AGENTLINK_CONSUMER_NAME>-<slot> in this process",
     )
     args = parser.parse_args(argv)
-    try:
-        settings = Settings.from_env()
-    except ConfigurationError as exc:
-        print(f"agentlink worker: {exc}", file=sys.stderr)  # noqa: T201
+    settings = start_process("agentlink worker")
+    if settings is None:
         return 2
-    configure_logging(settings.log_format, settings.log_level, secrets=settings.secrets)
     if args.concurrency < 1:
         parser.error("--concurrency must be at least 1")
     if args.slot is None:  # once per worker: the supervisor's children run with --slot

@@ -40,7 +40,6 @@ import msgspec
 import structlog
 
 from agentlink.callbacks import CallbackPolicy
-from agentlink.errors import ConfigurationError
 from agentlink.settings import Settings
 from agentlink.stream.connection import call, connect
 from agentlink.stream.encoding import flatten, now_iso
@@ -50,6 +49,7 @@ from consumers.backoff import backoff_s
 from consumers.callback_sender import Sender
 from consumers.lease import LeaseKeeper
 from consumers.loop import StreamMember
+from consumers.process import start_process
 
 log = structlog.get_logger(__name__)
 
@@ -263,14 +263,9 @@ def main(argv: list[str] | None = None) -> int:
         "--slot", type=int, default=1, help="runs as <AGENTLINK_CONSUMER_NAME>-notifier-<slot>"
     )
     args = parser.parse_args(argv)
-    try:
-        settings = Settings.from_env()
-    except ConfigurationError as exc:
-        print(f"agentlink callbacks: {exc}", file=sys.stderr)  # noqa: T201
+    settings = start_process("agentlink callbacks")
+    if settings is None:
         return 2
-    from agentlink.observe.logging import configure_logging
-
-    configure_logging(settings.log_format, settings.log_level, secrets=settings.secrets)
     notifier = Notifier(settings, f"{settings.consumer_name}-notifier-{args.slot}")
 
     def stop(signum: int, _frame: FrameType | None) -> None:

@@ -20,6 +20,7 @@
 --!include job_status.lua
 --!include timeline.lua
 --!include outcome.lua
+--!include settle_entry.lua
 
 local opts = cjson.decode(ARGV[1])
 local holder = owner(KEYS[1], opts.group, opts.entry_id)
@@ -45,13 +46,6 @@ if not finished(status) then
     outcome_hooks(KEYS[3], KEYS[5], '', 0, 0)
   end
 end
-if opts.busy_s > 0 then
-  redis.call('HINCRBYFLOAT', KEYS[7], 'busy_s', opts.busy_s)
-  if dead_id ~= '' then redis.call('HINCRBY', KEYS[7], 'done', 1) end
-end
-redis.call('XACK', KEYS[1], opts.group, opts.entry_id)
-redis.call('HDEL', KEYS[4], opts.entry_id)
-if redis.call('HGET', KEYS[6], 'entry') == opts.entry_id then
-  redis.call('HSET', KEYS[6], 'job', '', 'entry', '', 'state', 'idle', 'job_since', '')
-end
+settle_entry(KEYS[1], opts.group, opts.entry_id, KEYS[4], KEYS[6], KEYS[7], opts.busy_s,
+  dead_id ~= '')
 return dead_id

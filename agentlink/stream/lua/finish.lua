@@ -24,6 +24,7 @@
 --!include job_status.lua
 --!include timeline.lua
 --!include outcome.lua
+--!include settle_entry.lua
 
 local opts = cjson.decode(ARGV[1])
 local wrote = 0
@@ -44,15 +45,8 @@ if opts.status ~= '' and status and not finished(status) then
   outcome_hooks(KEYS[2], KEYS[4], KEYS[5], opts.alpha, opts.service_s)
   wrote = 1
 end
-if opts.busy_s > 0 then
-  redis.call('HINCRBYFLOAT', KEYS[6], 'busy_s', opts.busy_s)
-  if wrote == 1 then redis.call('HINCRBY', KEYS[6], 'done', 1) end
-end
-redis.call('XACK', KEYS[1], opts.group, opts.entry_id)
-redis.call('HDEL', KEYS[3], opts.entry_id)
-if redis.call('HGET', KEYS[7], 'entry') == opts.entry_id then
-  redis.call('HSET', KEYS[7], 'job', '', 'entry', '', 'state', 'idle', 'job_since', '')
-end
+settle_entry(KEYS[1], opts.group, opts.entry_id, KEYS[3], KEYS[7], KEYS[6], opts.busy_s,
+  wrote == 1)
 if opts.next == 1 then
   local got = redis.call('XREADGROUP', 'GROUP', opts.group, opts.consumer, 'COUNT', 1,
     'STREAMS', KEYS[1], '>')
