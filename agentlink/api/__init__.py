@@ -15,6 +15,7 @@ from agentlink.api import openapi, routes
 from agentlink.api.errors import exception_to_response
 from agentlink.api.store import JobStore, open_store
 from agentlink.callbacks import CallbackPolicy
+from agentlink.dashboard.routes import dashboard_router
 from agentlink.observe.http import observe_requests
 from agentlink.observe.redaction import redact_url
 from agentlink.settings import Settings
@@ -49,7 +50,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         return app.state.store  # type: ignore[no-any-return]
 
     app = Litestar(
-        route_handlers=routes.HANDLERS,
+        route_handlers=[*routes.HANDLERS, *dashboard_router()],
         dependencies={"store": Provide(provide_store, sync_to_thread=False)},
         # Request id on every log line and response; request counts by route and status.
         middleware=[observe_requests],
