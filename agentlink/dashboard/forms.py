@@ -11,12 +11,15 @@ from typing import Any
 
 from litestar import Request, Response, get, post
 from litestar.di import NamedDependency
+from litestar.params import FromPath
 from litestar.response import Redirect
 
+from agentlink.api.errors import ApiError
 from agentlink.api.store import JobStore
 from agentlink.dashboard import actions, reads
 from agentlink.dashboard.context import BASE, context, settings_of
 from agentlink.dashboard.render import clock, html, short
+from agentlink.errors import InvalidJobError
 from agentlink.jobs import Status
 
 
@@ -78,7 +81,7 @@ async def _cancel_step(
 
 @get("/jobs/{job_id:str}/cancel", name="dashboard_cancel_step")
 async def cancel_step(
-    job_id: str, request: Request[Any, Any, Any], store: NamedDependency[JobStore]
+    job_id: FromPath[str], request: Request[Any, Any, Any], store: NamedDependency[JobStore]
 ) -> Response[Any]:
     """What cancelling the job will do, and the form that does it."""
     return await _cancel_step(request, store, job_id)
@@ -86,7 +89,7 @@ async def cancel_step(
 
 @post("/jobs/{job_id:str}/cancel", name="dashboard_cancel", status_code=303)
 async def cancel(
-    job_id: str, request: Request[Any, Any, Any], store: NamedDependency[JobStore]
+    job_id: FromPath[str], request: Request[Any, Any, Any], store: NamedDependency[JobStore]
 ) -> Response[Any]:
     """Cancel the job (``lua/cancel.lua``); back to its page."""
     if not await _confirmed(request):
@@ -127,7 +130,7 @@ async def _rerun_step(
 
 @get("/jobs/{job_id:str}/rerun", name="dashboard_rerun_step")
 async def rerun_step(
-    job_id: str, request: Request[Any, Any, Any], store: NamedDependency[JobStore]
+    job_id: FromPath[str], request: Request[Any, Any, Any], store: NamedDependency[JobStore]
 ) -> Response[Any]:
     """What re-running the job will do, and the form that does it."""
     return await _rerun_step(request, store, job_id)
@@ -135,12 +138,15 @@ async def rerun_step(
 
 @post("/jobs/{job_id:str}/rerun", name="dashboard_rerun", status_code=303)
 async def rerun(
-    job_id: str, request: Request[Any, Any, Any], store: NamedDependency[JobStore]
+    job_id: FromPath[str], request: Request[Any, Any, Any], store: NamedDependency[JobStore]
 ) -> Response[Any]:
     """Queue the job's request again as a new job; on to the new job's page."""
     if not await _confirmed(request):
         return await _rerun_step(request, store, job_id)
-    new_id = await actions.rerun(store, job_id)
+    try:
+        new_id = await actions.rerun(store, job_id)
+    except InvalidJobError as exc:
+        raise ApiError(409, str(exc)) from exc
     return Redirect(f"{BASE}/jobs/{new_id}?done=rerun", status_code=303)
 
 
@@ -156,14 +162,14 @@ def _replay_step(request: Request[Any, Any, Any], dead_id: str) -> Response[Any]
 
 
 @get("/dead/{dead_id:str}/replay", name="dashboard_replay_step")
-async def replay_step(dead_id: str, request: Request[Any, Any, Any]) -> Response[Any]:
+async def replay_step(dead_id: FromPath[str], request: Request[Any, Any, Any]) -> Response[Any]:
     """What replaying the dead letter will do, and the form that does it."""
     return _replay_step(request, dead_id)
 
 
 @post("/dead/{dead_id:str}/replay", name="dashboard_replay", status_code=303)
 async def replay(
-    dead_id: str, request: Request[Any, Any, Any], store: NamedDependency[JobStore]
+    dead_id: FromPath[str], request: Request[Any, Any, Any], store: NamedDependency[JobStore]
 ) -> Response[Any]:
     """Queue the dead letter's job again; back to the dead letters."""
     if not await _confirmed(request):
@@ -218,14 +224,14 @@ def _callback_step(request: Request[Any, Any, Any], dead_id: str) -> Response[An
 
 
 @get("/callbacks/{dead_id:str}/replay", name="dashboard_callback_step")
-async def callback_step(dead_id: str, request: Request[Any, Any, Any]) -> Response[Any]:
+async def callback_step(dead_id: FromPath[str], request: Request[Any, Any, Any]) -> Response[Any]:
     """What sending the callback again will do, and the form that does it."""
     return _callback_step(request, dead_id)
 
 
 @post("/callbacks/{dead_id:str}/replay", name="dashboard_callback_replay", status_code=303)
 async def callback_replay(
-    dead_id: str, request: Request[Any, Any, Any], store: NamedDependency[JobStore]
+    dead_id: FromPath[str], request: Request[Any, Any, Any], store: NamedDependency[JobStore]
 ) -> Response[Any]:
     """Send the dead callback again; back to the dead callbacks."""
     if not await _confirmed(request):

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from litestar import Request, Response, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency
-from litestar.params import Parameter
+from litestar.params import FromPath, QueryParameter
 from litestar.response import File, Redirect
 
 from agentlink.api.auth import client_address
@@ -42,10 +42,9 @@ from agentlink.errors import JobNotFoundError
 from agentlink.jobs import Status
 from agentlink.storage.local import LocalStorage
 
-Part = Annotated[str, Parameter(query="part", default="", required=False)]
-Text = Annotated[str, Parameter(default="", required=False)]
-Start = Annotated[int, Parameter(default=0, ge=0, required=False)]
-Next = Annotated[str, Parameter(query="next", default="", required=False)]
+Part = Annotated[str, QueryParameter(description="a part of the page alone", required=False)]
+Text = Annotated[str, QueryParameter(required=False)]
+Start = Annotated[int, QueryParameter(ge=0, required=False)]
 AUTH_FAILURE_WINDOW_S = 60.0
 
 
@@ -63,10 +62,10 @@ async def overview(
     request: Request[Any, Any, Any],
     store: NamedDependency[JobStore],
     *,
-    part: Part,
-    status: Text,
-    q: Text,
-    start: Start,
+    part: Part = "",
+    status: Text = "",
+    q: Text = "",
+    start: Start = 0,
 ) -> Response[Any]:
     """The queue, the workers, the charts and the job list (filtered, searched, paged)."""
     template = _part(
@@ -93,7 +92,10 @@ async def overview(
 
 @get("/jobs/{job_id:str}", name="dashboard_job")
 async def job_page(
-    job_id: str, request: Request[Any, Any, Any], store: NamedDependency[JobStore], part: Part
+    job_id: FromPath[str],
+    request: Request[Any, Any, Any],
+    store: NamedDependency[JobStore],
+    part: Part = "",
 ) -> Response[Any]:
     """One job: its record, timeline, errors, PDF link and actions. A unique prefix of at
     least 8 characters (what inspect and the PDF file names show) leads to the job."""
@@ -109,7 +111,9 @@ async def job_page(
 
 
 @get("/jobs/{job_id:str}/pdf", name="dashboard_pdf", media_type="application/pdf")
-async def job_pdf(job_id: str, store: NamedDependency[JobStore], state: State) -> File | Redirect:
+async def job_pdf(
+    job_id: FromPath[str], store: NamedDependency[JobStore], state: State
+) -> File | Redirect:
     """The job's PDF, as the API serves it (a file here, or a redirect to Dropbox)."""
     view = await reads.read_job(store, job_id)
     local: LocalStorage = state.local_storage
@@ -120,9 +124,9 @@ async def job_pdf(job_id: str, store: NamedDependency[JobStore], state: State) -
 async def dead_page(
     request: Request[Any, Any, Any],
     store: NamedDependency[JobStore],
-    part: Part,
-    before: Text,
-    after: Text,
+    part: Part = "",
+    before: Text = "",
+    after: Text = "",
 ) -> Response[Any]:
     """The dead letters with their error history, newest first, a page at a time."""
     template = _part(part, "dead.html", {"dead": "_dead.html"})
@@ -134,9 +138,9 @@ async def dead_page(
 async def callbacks_page(
     request: Request[Any, Any, Any],
     store: NamedDependency[JobStore],
-    part: Part,
-    before: Text,
-    after: Text,
+    part: Part = "",
+    before: Text = "",
+    after: Text = "",
 ) -> Response[Any]:
     """The callbacks given up on, newest first, a page at a time."""
     template = _part(part, "callbacks.html", {"callbacks": "_callbacks.html"})
@@ -174,8 +178,9 @@ def _login_page(
 
 
 @get("/login", name="dashboard_login", opt={PUBLIC: True})
-async def login_form(request: Request[Any, Any, Any], wanted: Next) -> Response[Any]:
+async def login_form(request: Request[Any, Any, Any]) -> Response[Any]:
     """The sign-in form (straight on to the dashboard when signed in already)."""
+    wanted = request.query_params.get("next", "")
     if request.state.session is not None:
         return Redirect(_next(wanted), status_code=303)
     return _login_page(request, wanted)
