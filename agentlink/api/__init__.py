@@ -15,7 +15,6 @@ from agentlink.api import openapi, routes
 from agentlink.api.errors import exception_to_response
 from agentlink.api.store import JobStore, open_store
 from agentlink.callbacks import CallbackPolicy
-from agentlink.dashboard.routes import dashboard_router
 from agentlink.observe.http import observe_requests
 from agentlink.observe.redaction import redact_url
 from agentlink.settings import Settings
@@ -27,6 +26,9 @@ log = structlog.get_logger(__name__)
 
 def create_app(settings: Settings | None = None) -> Litestar:
     """The API application for ``settings`` (default: from the environment)."""
+    # Imported here: the dashboard's modules import the API's (its store, its errors).
+    from agentlink.dashboard.routes import dashboard_router
+
     settings = settings or Settings.from_env()
 
     @asynccontextmanager

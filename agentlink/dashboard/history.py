@@ -129,9 +129,13 @@ def _hour(fields: dict[str, str]) -> Bucket:
 
 
 def _labels(count: int, every: int, unit: str) -> list[tuple[int, str]]:
-    """(bucket index, text) for the x axis: "-60 min" … "now"."""
-    labels = [(index, f"−{count - index} {unit}") for index in range(0, count, every)]
-    return [*labels, (count - 1, "now")]
+    """(bucket index, text) for the x axis, every ``every`` units back: "−45 min" … "now"."""
+    labels = []
+    for index in range(count):
+        back = count - 1 - index
+        if back % every == 0:
+            labels.append((index, "now" if back == 0 else f"−{back} {unit}"))
+    return labels
 
 
 def _nice_max(value: int) -> int:
@@ -189,7 +193,7 @@ def chart(key: str, title: str, buckets: list[Bucket], labels: list[tuple[int, s
 
 
 def labels_at(index: int, labels: list[tuple[int, str]], count: int) -> str:
-    """How far back bucket ``index`` lies, in the axis's words."""
-    unit = labels[0][1].split()[-1] if labels else ""
+    """How far back bucket ``index`` lies, in the axis's unit."""
+    unit = next((text.split()[-1] for _, text in labels if text != "now"), "")
     back = count - 1 - index
     return "now" if back == 0 else f"{back} {unit} ago"

@@ -49,6 +49,11 @@ class Session:
     """Signed in by an ``Authorization`` header (a script): no CSRF token needed."""
 
 
+def now_s() -> float:
+    """The clock sessions are judged by (a seam for tests)."""
+    return time.time()
+
+
 def signing_key(settings: Settings) -> bytes:
     """``AGENTLINK_DASHBOARD_SECRET``, or a key derived from the password and the operator
     keys (the same in every API process; changing them signs everybody out)."""
@@ -94,7 +99,7 @@ def _still_valid(settings: Settings, who: str) -> bool:
 
 def new_session_cookie(settings: Settings, who: str, *, secure: bool) -> Cookie:
     """The cookie of a session just opened for ``who``."""
-    expires = str(int(time.time()) + settings.dashboard.session_s)
+    expires = str(int(now_s()) + settings.dashboard.session_s)
     nonce = secrets.token_urlsafe(18)
     value = ".".join([expires, nonce, who, _sign(settings, "session", expires, nonce, who)])
     return _cookie(SESSION_COOKIE, value, settings.dashboard.session_s, secure=secure)
@@ -139,7 +144,7 @@ def _cookie_session(value: str, settings: Settings) -> Session | None:
     expected = _sign(settings, "session", expires, nonce, who)
     if not hmac.compare_digest(signature.encode(), expected.encode()):
         return None
-    if not expires.isdigit() or int(expires) < time.time() or not _still_valid(settings, who):
+    if not expires.isdigit() or int(expires) < now_s() or not _still_valid(settings, who):
         return None
     return Session(who=who, nonce=nonce)
 

@@ -3,6 +3,7 @@ keys, and the CSRF token every POST must carry."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -12,7 +13,7 @@ import redis
 from litestar.testing import TestClient
 
 from agentlink.api import create_app
-from agentlink.dashboard import forms, pages
+from agentlink.dashboard import forms, pages, session
 from agentlink.dashboard.session import SESSION_COOKIE
 from agentlink.settings import Settings
 from agentlink.stream.keys import Keys
@@ -112,6 +113,16 @@ class TestSignIn:
         expires, nonce, _, signature = value.split(".")
         ops.cookies.clear()
         ops.cookies.set(SESSION_COOKIE, f"{expires}.{nonce}.key-0000000000000000.{signature}")
+        assert ops.get("/dashboard", follow_redirects=False).status_code == 303
+
+    def test_a_session_ends_after_its_time(
+        self, ops: TestClient[Any], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Past AGENTLINK_DASHBOARD_SESSION_S (8 h by default) the cookie opens nothing."""
+        sign_in(ops)
+        assert ops.get("/dashboard", follow_redirects=False).status_code == 200
+        later = time.time() + 8 * 3600 + 1
+        monkeypatch.setattr(session, "now_s", lambda: later)
         assert ops.get("/dashboard", follow_redirects=False).status_code == 303
 
     def test_changing_the_password_signs_everybody_out(
