@@ -135,6 +135,15 @@ def _parser() -> argparse.ArgumentParser:
     job.add_argument(
         "job_id", help="the job id, or its first 8+ characters (from the 202 answer or inspect)"
     )
+    cancel = sub.add_parser(
+        "cancel",
+        help="cancel a job that is not finished",
+        description="Cancel a job, named by its id or a unique prefix of at least 8 "
+        "characters. A queued job is cancelled at once and never made; a job being made is "
+        "stopped by its worker within a third of a lease (AGENTLINK_LEASE_S), nothing stored. "
+        "Its callback is sent with status cancelled. Exit 1 if the job is unknown or finished.",
+    )
+    cancel.add_argument("job_id", help="the job id, or its first 8+ characters")
 
     dropbox_sub = _actions(
         sub,
@@ -218,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _on_redis(settings: Settings, args: argparse.Namespace) -> int:
-    """``inspect``, ``job`` and ``dlq``: an operator's look at Redis, which may be down."""
+    """``inspect``, ``job``, ``cancel`` and ``dlq``: an operator's look at Redis, which may
+    be down."""
     from agentlink.stream.connection import call, connect
     from agentlink.stream.keys import Keys
 
@@ -229,6 +239,10 @@ def _on_redis(settings: Settings, args: argparse.Namespace) -> int:
             from agentlink.admin.job import show_job
 
             return call(lambda: show_job(client, keys, settings, args.job_id))
+        if args.command == "cancel":
+            from agentlink.admin.job import cancel_job
+
+            return call(lambda: cancel_job(client, keys, settings, args.job_id))
         if args.command == "inspect":
             return _inspect(client, keys, settings, args)
         return _dlq(client, keys, args)

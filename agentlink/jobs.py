@@ -176,6 +176,8 @@ class JobRecord(msgspec.Struct, kw_only=True):
     attempts: int = 0
     consumer: str | None = None
     error: str | None = None
+    cancel_requested: str | None = None
+    """When a cancel was asked for while the job was being made (its consumer then stops)."""
     result: JobResult | None = None
     errors: list[AttemptError] = msgspec.field(default_factory=list)
     events: list[JobEvent] = msgspec.field(default_factory=list)
@@ -227,7 +229,8 @@ def new_job_fields(
     owner: str | None = None,
 ) -> dict[str, str]:
     """The job hash of a job just accepted (``callback_url`` is read by the outcome scripts;
-    ``owner``, a digest of the creating API key, decides who may read it)."""
+    ``owner``, a digest of the creating API key, decides who may read it; with ``highlight``
+    the hash holds the whole spec, so the job can be made again: ``spec_from_hash``)."""
     fields = {
         "job_id": job_id,
         "kind": spec.kind.value,
@@ -242,6 +245,8 @@ def new_job_fields(
     }
     if spec.callback_url:
         fields["callback_url"] = spec.callback_url
+    if spec.highlight:
+        fields["highlight"] = spec.highlight
     if request_id:
         fields["request_id"] = request_id
     if idempotency_key:
@@ -249,6 +254,23 @@ def new_job_fields(
     if owner:
         fields["owner"] = owner
     return fields
+
+
+def spec_from_hash(fields: dict[str, str]) -> ReportSpec:
+    """The spec a job hash was made from (``new_job_fields``), to run the job again;
+    ``JobRecordError`` if the hash lacks what a spec needs."""
+    spec: dict[str, Any] = {
+        name: fields[name]
+        for name in ("kind", "suburb", "state", "period_months", "period_end", "callback_url")
+        if fields.get(name)
+    }
+    if fields.get("highlight"):
+        spec["highlight"] = fields["highlight"]
+    try:
+        return msgspec.convert(spec, ReportSpec, strict=False)
+    except msgspec.ValidationError as exc:
+        job = fields.get("job_id") or "?"
+        raise JobRecordError(f"job {job} cannot be run again: {exc}") from exc
 
 
 def result_fields(result: JobResult) -> dict[str, str]:

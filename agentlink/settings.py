@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from agentlink.dashboard.settings import DashboardSettings, dashboard_from_env
 from agentlink.env import (
     choice,
     computed,
@@ -72,10 +73,6 @@ def _port(name: str, raw: str) -> int | None:
     return integer_parser(0)(name, raw) or None
 
 
-def _path(_name: str, raw: str) -> Path:
-    return Path(raw)
-
-
 @dataclass(frozen=True, slots=True)
 class Settings:
     """AgentLink's configuration: one field per environment variable, declared once.
@@ -100,7 +97,7 @@ class Settings:
         "AGENTLINK_STORAGE", "local", ("local", "dropbox"), "where PDFs go: a folder or Dropbox"
     )
     output_dir: Path = setting(
-        "AGENTLINK_OUTPUT_DIR", Path("reports"), _path, "the folder of local storage"
+        "AGENTLINK_OUTPUT_DIR", Path("reports"), lambda _, raw: Path(raw), "local storage's folder"
     )
     dropbox_folder: str = text(
         "AGENTLINK_DROPBOX_FOLDER",
@@ -329,6 +326,8 @@ class Settings:
     callback_retry_max_s: float = number(
         "AGENTLINK_CALLBACK_RETRY_MAX_S", 900.0, "a callback's longest retry delay"
     )
+    # -- the operator dashboard (agentlink/dashboard/settings.py)
+    dashboard: DashboardSettings = group(DashboardSettings, dashboard_from_env)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -374,6 +373,8 @@ class Settings:
             self.dropbox_refresh_token,
             self.dropbox_access_token,
             self.webhook_secret,
+            self.dashboard.password,
+            self.dashboard.session_secret,
         )
         return tuple(v for v in values if v)
 

@@ -26,6 +26,9 @@ log = structlog.get_logger(__name__)
 
 def create_app(settings: Settings | None = None) -> Litestar:
     """The API application for ``settings`` (default: from the environment)."""
+    # Imported here: the dashboard's modules import the API's (its store, its errors).
+    from agentlink.dashboard.routes import dashboard_router
+
     settings = settings or Settings.from_env()
 
     @asynccontextmanager
@@ -49,7 +52,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         return app.state.store  # type: ignore[no-any-return]
 
     app = Litestar(
-        route_handlers=routes.HANDLERS,
+        route_handlers=[*routes.HANDLERS, *dashboard_router()],
         dependencies={"store": Provide(provide_store, sync_to_thread=False)},
         # Request id on every log line and response; request counts by route and status.
         middleware=[observe_requests],

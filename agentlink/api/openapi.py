@@ -32,6 +32,7 @@ from litestar.openapi.spec.enums import OpenAPIType
 
 from agentlink.api.responses import (
     ACCEPTED_EXAMPLE,
+    CANCELLED_EXAMPLE,
     FORM_EXAMPLE,
     JSON,
     RECORD_EXAMPLE,
@@ -144,6 +145,17 @@ class StatusOperation(Operation):
         ok = responses.get("200")
         if isinstance(ok, OpenAPIResponse) and ok.content and JSON in ok.content:
             ok.content[JSON].examples = {"completed": Example(value=RECORD_EXAMPLE)}
+
+
+@dataclass
+class CancelOperation(Operation):
+    """The cancel route: the record of a job cancelled while queued."""
+
+    def __post_init__(self) -> None:
+        responses = _with_retry_after(self.responses)
+        ok = responses.get("200")
+        if isinstance(ok, OpenAPIResponse) and ok.content and JSON in ok.content:
+            ok.content[JSON].examples = {"cancelled": Example(value=CANCELLED_EXAMPLE)}
 
 
 def callback_path_item() -> PathItem:

@@ -67,6 +67,16 @@ RECORD_EXAMPLE = {
     },
     "errors": [],
 }
+CANCELLED_EXAMPLE = {
+    **RECORD_EXAMPLE,
+    "status": "cancelled",
+    "started_at": None,
+    "finished_at": "2026-11-26T13:40:00.480+00:00",
+    "attempts": 0,
+    "consumer": None,
+    "error": "cancelled by API key key-3f2a9c1d0b4e5a67 before it was made",
+    "result": None,
+}
 
 
 def _problem(status: int, title: str, detail: str, field: tuple[str, str] | None = None) -> Any:
@@ -253,7 +263,7 @@ PDF_RESPONSES: dict[int, ResponseSpec] = {
         ),
     ),
     410: problem(
-        "The job failed (or was dead-lettered): it has no PDF and never will.",
+        "The job failed, was dead-lettered or was cancelled: it has no PDF and never will.",
         (
             "failed",
             _problem(
@@ -261,6 +271,23 @@ PDF_RESPONSES: dict[int, ResponseSpec] = {
                 "Gone",
                 f"job {JOB_ID} failed and has no PDF; it never will (no sales recorded for "
                 "Nowhere, NSW in the period); submit a new request",
+            ),
+        ),
+    ),
+    429: RATE_LIMITED,
+    503: UNAVAILABLE,
+}
+CANCEL_RESPONSES: dict[int, ResponseSpec] = {
+    401: UNAUTHORIZED,
+    404: NOT_FOUND,
+    409: problem(
+        "The job is finished already (completed, failed, dead or cancelled): nothing to cancel.",
+        (
+            "finished",
+            _problem(
+                409,
+                "Conflict",
+                f"job {JOB_ID} is completed already: there is nothing left to cancel",
             ),
         ),
     ),

@@ -41,6 +41,7 @@ from agentlink.stream.connection import (
 from agentlink.stream.encoding import now_iso
 from agentlink.stream.keys import Keys
 from agentlink.stream.lua import source
+from agentlink.stream.records import cancel_call
 
 T = TypeVar("T")
 
@@ -156,6 +157,7 @@ class JobStore:
         self._submit = client.register_script(source("submit.lua"))
         self._read = client.register_script(source("read_job.lua"))
         self._rate = client.register_script(source("rate.lua"))
+        self._cancel = client.register_script(source("cancel.lua"))
         self._batch = ScriptBatcher(client, pool_wait_s, COMMAND_TIMEOUT_S, translate)
         self._group_ready = False
         self._conditions: Conditions | None = None
@@ -183,6 +185,11 @@ class JobStore:
             self._slots.release()
         self.last_ok = time.monotonic()
         return reply
+
+    async def run(self, op: Callable[[], Awaitable[T]]) -> T:
+        """Run ``op`` (the dashboard's reads and actions) on a pooled connection, Redis's
+        errors translated: it waits for a connection like every request does."""
+        return await self._call(op)
 
     async def _script(self, script: AsyncScript, keys: list[str], args: list[Any]) -> Any:
         """Run one of the request scripts, in a round trip shared with concurrent requests
@@ -343,6 +350,13 @@ class JobStore:
         if not fields.get("status"):
             raise JobNotFoundError(job_id)
         return record_from_hash(fields)
+
+    async def cancel(self, job_id: str, *, owner: str, ttl_s: int, by: str) -> tuple[str, str]:
+        """Cancel ``job_id`` if ``owner`` may (``""``: any job); ``by`` names who asked.
+        Returns ``lua/cancel.lua``'s verdict (``records.CANCEL_VERDICTS``) and the status."""
+        call = cancel_call(self.keys, job_id, owner=owner, ttl_s=ttl_s, by=by)
+        verdict, status = await self._script(self._cancel, call.keys, [call.options])
+        return str(verdict), str(status)
 
     async def count(self, redis_key: str, limit: int, window_s: float) -> Limited | None:
         """Count one event (a failed authentication) against ``limit`` per ``window_s``."""

@@ -124,6 +124,8 @@ class ConsumerState:
     rss_bytes: int = 0
     render_rss_bytes: int = 0
     render_peak_rss_bytes: int = 0
+    job: str | None = None
+    """The job it works on (the dashboard shows it)."""
 
     @property
     def busy(self) -> bool:

@@ -30,7 +30,7 @@ MAX_CONSUMERS_READ = 1000
 LAG_COUNT_LIMIT = 1000
 """When Redis cannot say the group's lag (after deletions), count at most this many."""
 _MISSING = ("no such key", "NOGROUP")
-_CONSUMER_FIELDS = ["state", "job_since", "rss", "render_rss", "render_peak_rss"]
+_CONSUMER_FIELDS = ["state", "job_since", "rss", "render_rss", "render_peak_rss", "job"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +92,7 @@ def _int(raw: str | None) -> int:
 
 
 def _consumer(name: str, fields: list[str | None], now: float) -> ConsumerState:
-    state, since, rss, render_rss, render_peak = fields
+    state, since, rss, render_rss, render_peak, job = fields
     elapsed = None
     if since:
         try:
@@ -106,6 +106,7 @@ def _consumer(name: str, fields: list[str | None], now: float) -> ConsumerState:
         rss_bytes=_int(rss),
         render_rss_bytes=_int(render_rss),
         render_peak_rss_bytes=_int(render_peak),
+        job=job or None,
     )
 
 

@@ -1,18 +1,22 @@
-"""Dead letters: list, replay and purge ``agentlink:reports:dead`` (``agentlink dlq …``).
+"""Dead letters: list, replay and purge ``agentlink:reports:dead`` (``agentlink dlq …``), and
+read and replay the callbacks given up on (``agentlink:callbacks:dead``, the dashboard).
 
 A dead letter keeps the original entry's fields, its original id, the final error and the
 job's error history. Replaying re-enqueues the same job (same job id) as a new entry and
-removes the dead letter, in one script.
+removes the dead letter, in one script. A dead callback goes back onto the callback stream
+as a first attempt, also in one script.
 """
 
 from __future__ import annotations
 
+import urllib.parse
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 
 from agentlink.errors import InvalidJobError
-from agentlink.jobs import JobEvent, decode_entry, new_job_fields
+from agentlink.jobs import AttemptError, JobEvent, decode_entry, decode_errors, new_job_fields
 from agentlink.stream.connection import call
 from agentlink.stream.encoding import flatten, next_id, now_iso
 from agentlink.stream.keys import Keys
@@ -35,6 +39,53 @@ class DeadLetter(msgspec.Struct):
     error: str
     deliveries: int
     dead_at: str
+    errors: list[AttemptError] = msgspec.field(default_factory=list)
+    """The job's error history: one record per failed attempt."""
+
+
+def letter_from_fields(dead_id: str, f: dict[str, str]) -> DeadLetter:
+    """A dead letter as ``XRANGE`` returns it (the CLI's and the dashboard's reading)."""
+    return DeadLetter(
+        dead_id=dead_id,
+        original_id=f.get("original_id", ""),
+        job_id=f.get("job_id", ""),
+        kind=f.get("kind", ""),
+        suburb=f.get("suburb", ""),
+        state=f.get("state", ""),
+        error=f.get("error", ""),
+        deliveries=int(f.get("deliveries") or 0),
+        dead_at=f.get("dead_at", ""),
+        errors=decode_errors(f.get("errors")),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayCall:
+    """What ``lua/replay.lua`` is run with, for the CLI (sync) and the dashboard (async)."""
+
+    keys: list[str]
+    options: bytes
+
+
+def replay_call(keys: Keys, dead_id: str, fields: dict[str, str]) -> ReplayCall:
+    """The keys and options that queue the dead letter ``dead_id`` (holding ``fields``) again.
+
+    ``InvalidJobError`` if the letter is one a consumer can never read (no job id,
+    undecodable payload, unknown schema version): replaying it would only kill it again.
+    """
+    job_id, spec = decode_entry(fields)
+    options = {
+        "idx": keys.indexes,
+        "dead_id": dead_id,
+        "job_id": job_id,
+        "entry": flatten({k: fields[k] for k in ENTRY_FIELDS if k in fields}),
+        "restore": flatten(new_job_fields(job_id, spec, fields.get("submitted_at") or now_iso())),
+        "event": JobEvent(event="replayed", at=now_iso(), detail=f"dead letter {dead_id}"),
+        "cap": TIMELINE_CAP,
+    }
+    return ReplayCall(
+        [keys.dead, keys.stream, keys.job(job_id), keys.index], msgspec.json.encode(options)
+    )
 
 
 class DeadLetters:
@@ -50,20 +101,7 @@ class DeadLetters:
         """The oldest ``count`` dead letters (after the letter ``after``, for paging)."""
         start = next_id(after) if after else "-"
         rows: list[Any] = call(lambda: self.client.xrange(self.keys.dead, start, "+", count=count))
-        return [
-            DeadLetter(
-                dead_id=dead_id,
-                original_id=f.get("original_id", ""),
-                job_id=f.get("job_id", ""),
-                kind=f.get("kind", ""),
-                suburb=f.get("suburb", ""),
-                state=f.get("state", ""),
-                error=f.get("error", ""),
-                deliveries=int(f.get("deliveries") or 0),
-                dead_at=f.get("dead_at", ""),
-            )
-            for dead_id, f in rows
-        ]
+        return [letter_from_fields(dead_id, f) for dead_id, f in rows]
 
     def replay(self, dead_id: str) -> str | None:
         """Re-enqueue one dead letter; returns the new entry id (None if there is no such letter).
@@ -74,21 +112,8 @@ class DeadLetters:
         rows: list[Any] = call(lambda: self.client.xrange(self.keys.dead, dead_id, dead_id))
         if not rows:
             return None
-        fields: dict[str, str] = rows[0][1]
-        job_id, spec = decode_entry(fields)
-        options = {
-            "idx": self.keys.indexes,
-            "dead_id": dead_id,
-            "job_id": job_id,
-            "entry": flatten({k: fields[k] for k in ENTRY_FIELDS if k in fields}),
-            "restore": flatten(
-                new_job_fields(job_id, spec, fields.get("submitted_at") or now_iso())
-            ),
-            "event": JobEvent(event="replayed", at=now_iso(), detail=f"dead letter {dead_id}"),
-            "cap": TIMELINE_CAP,
-        }
-        keys = [self.keys.dead, self.keys.stream, self.keys.job(job_id), self.keys.index]
-        return str(self.scripts.run("replay.lua", keys, msgspec.json.encode(options))) or None
+        replay = replay_call(self.keys, dead_id, rows[0][1])
+        return str(self.scripts.run("replay.lua", replay.keys, replay.options)) or None
 
     def replay_all(self) -> list[str]:
         """Replay every replayable dead letter, oldest first; returns the new entry ids."""
@@ -112,3 +137,37 @@ class DeadLetters:
         pipe.delete(self.keys.dead)
         count, _ = call(pipe.execute)
         return int(count)
+
+
+class DeadCallback(msgspec.Struct):
+    """A callback given up on (``agentlink:callbacks:dead``). Only the host of its URL is
+    kept here: a Make webhook URL is a secret, its host is not."""
+
+    dead_id: str
+    job_id: str
+    status: str
+    host: str
+    delivery: str
+    error: str
+    deliveries: int
+    dead_at: str
+
+
+def dead_callback_from_fields(dead_id: str, f: dict[str, str]) -> DeadCallback:
+    """A dead callback as ``XRANGE`` returns it."""
+    return DeadCallback(
+        dead_id=dead_id,
+        job_id=f.get("job_id", ""),
+        status=f.get("status", ""),
+        host=urllib.parse.urlsplit(f.get("url", "")).hostname or "",
+        delivery=f.get("delivery", ""),
+        error=f.get("error") or f.get("last_error", ""),
+        deliveries=int(f.get("deliveries") or 0),
+        dead_at=f.get("dead_at", ""),
+    )
+
+
+def callback_replay_call(keys: Keys, dead_id: str) -> ReplayCall:
+    """The keys and options of ``lua/callback_replay.lua`` for the dead callback ``dead_id``."""
+    callbacks = keys.callbacks
+    return ReplayCall([callbacks.dead, callbacks.stream], msgspec.json.encode({"dead_id": dead_id}))

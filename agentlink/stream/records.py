@@ -243,6 +243,36 @@ class JobRecords:
         return int(self.scripts.run("prune_jobs.lua", [self.keys.jobs], _json.encode(options)))
 
 
+@dataclass(frozen=True, slots=True)
+class CancelCall:
+    """What ``lua/cancel.lua`` is run with, for the API (async) and the CLI (sync) alike."""
+
+    keys: list[str]
+    options: bytes
+
+
+CANCEL_VERDICTS = ("missing", "finished", "cancelled", "requested")
+"""What ``lua/cancel.lua`` answers: no such job (or another tenant's), finished already,
+cancelled now (it was queued), cancel requested (its consumer stops the render)."""
+
+
+def cancel_call(keys: Keys, job_id: str, *, owner: str, ttl_s: int, by: str) -> CancelCall:
+    """The keys and options that cancel ``job_id`` for ``owner`` (``""``: any job), ``by``
+    saying who asked (the timeline event's detail and the recorded error)."""
+    now = now_iso()
+    options = {
+        "idx": keys.indexes,
+        "job_id": job_id,
+        "owner": owner,
+        "ttl_s": ttl_s,
+        "finished_at": now,
+        "error": f"cancelled by {by} before it was made",
+        "event": JobEvent(event="cancelled", at=now, detail=f"by {by}"),
+        "cap": TIMELINE_CAP,
+    }
+    return CancelCall([keys.job(job_id), keys.callbacks.stream], _json.encode(options))
+
+
 def error_record(attempt: int, consumer: str, error: str, *, transient: bool) -> AttemptError:
     """An ``AttemptError`` stamped now."""
     return AttemptError(

@@ -50,7 +50,8 @@ def conforms(schema: dict[str, Any], response: httpx.Response, path: str, method
 
 class TestDocument:
     def test_every_route_is_documented(self, schema: dict[str, Any]) -> None:
-        """Both submit routes, status, PDF and health, each with a summary and a description."""
+        """Both submit routes, status, PDF, cancel and health, each with a summary and a
+        description (the dashboard's pages are no part of the API)."""
         operations = {
             (path, method): op
             for path, item in schema["paths"].items()
@@ -62,6 +63,7 @@ class TestDocument:
             (AGENCY, "post"),
             ("/api/job-status/{job_id}", "get"),
             ("/api/jobs/{job_id}/pdf", "get"),
+            ("/api/jobs/{job_id}/cancel", "post"),
             ("/health", "get"),
         }
         for key, operation in operations.items():
@@ -189,6 +191,15 @@ class TestConformance:
             ("/health", "/health"),
         ):
             conforms(schema, client.get(path), template, "get")
+
+    def test_cancel_answers_conform(self, client: TestClient[Any], schema: dict[str, Any]) -> None:
+        """Cancel 200 (the record), 409 (finished) and 404 match their documentation."""
+        job_id = client.post(AGENTS, json={"suburb": "Manly", "state": "NSW"}).json()["job_id"]
+        template = "/api/jobs/{job_id}/cancel"
+        answers = [client.post(f"/api/jobs/{job}/cancel") for job in (job_id, job_id, "nope")]
+        assert [answer.status_code for answer in answers] == [200, 409, 404]
+        for answer in answers:
+            conforms(schema, answer, template, "post")
 
     def test_unavailable_answers_conform(self, settings: Settings) -> None:
         """With Redis down, submit, status and health answer 503 as documented."""

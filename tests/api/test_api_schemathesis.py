@@ -39,7 +39,7 @@ def test_generated_requests_conform(live_api: str) -> None:
     status, content type, header or body."""
     schema = schemathesis.openapi.from_url(f"{live_api}/schema/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 5
+    assert len(operations) == 6
     for operation in operations:
 
         @given(case=operation.as_strategy())

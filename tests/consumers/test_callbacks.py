@@ -8,8 +8,7 @@ import signal
 import socket
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -25,76 +24,10 @@ from agentlink.stream.records import JobRecords, Outcome
 from consumers.callback_sender import classify
 from consumers.notifier import Notifier
 from tests.conftest import Processes, settings_env, wait_for
-from tests.support.callbacks import callback_state, enqueue_callback
+from tests.support.callbacks import Receiver, callback_state, enqueue_callback
 
 AGENTS = "/api/generate-agents-report"
 SECRET = "s3cret-for-tests"
-
-
-@dataclass
-class Received:
-    """One request the test receiver got."""
-
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-    @property
-    def record(self) -> dict[str, Any]:
-        value: dict[str, Any] = json.loads(self.body)
-        return value
-
-
-@dataclass
-class Receiver:
-    """A webhook receiver on loopback that answers from a script of statuses.
-
-    ``answers`` is consumed one per request (the last one repeats); ``"hang"`` holds the
-    request open until ``release`` is set.
-    """
-
-    answers: list[int | str] = field(default_factory=lambda: [200])
-    received: list[Received] = field(default_factory=list)
-    release: threading.Event = field(default_factory=threading.Event)
-    server: ThreadingHTTPServer | None = None
-
-    @property
-    def url(self) -> str:
-        assert self.server is not None
-        return f"http://127.0.0.1:{self.server.server_address[1]}/hook?scenario=1"
-
-    def start(self, port: int = 0) -> None:
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("content-length", "0"))
-                body = self.rfile.read(length)
-                receiver.received.append(
-                    Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
-                )
-                answer = (
-                    receiver.answers.pop(0) if len(receiver.answers) > 1 else receiver.answers[0]
-                )
-                if answer == "hang":
-                    receiver.release.wait(60)
-                    return
-                self.send_response(int(answer))
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self.release.set()
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
 
 
 @pytest.fixture

@@ -1,6 +1,12 @@
-"""The callback stream as tests read and fill it."""
+"""The callback stream as tests read and fill it, and a webhook receiver on loopback."""
 
 from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import msgspec
 import redis
@@ -41,3 +47,69 @@ def enqueue_callback(r: redis.Redis, url: str, job_id: str) -> None:
         "record": msgspec.json.encode(record).decode(),
     }
     r.execute_command("XADD", Keys().callbacks.stream, "*", *flatten(fields))
+
+
+@dataclass
+class Received:
+    """One request the test receiver got."""
+
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def record(self) -> dict[str, Any]:
+        value: dict[str, Any] = json.loads(self.body)
+        return value
+
+
+@dataclass
+class Receiver:
+    """A webhook receiver on loopback that answers from a script of statuses.
+
+    ``answers`` is consumed one per request (the last one repeats); ``"hang"`` holds the
+    request open until ``release`` is set.
+    """
+
+    answers: list[int | str] = field(default_factory=lambda: [200])
+    received: list[Received] = field(default_factory=list)
+    release: threading.Event = field(default_factory=threading.Event)
+    server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return f"http://127.0.0.1:{self.server.server_address[1]}/hook?scenario=1"
+
+    def start(self, port: int = 0) -> None:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length", "0"))
+                body = self.rfile.read(length)
+                receiver.received.append(
+                    Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+                )
+                answer = (
+                    receiver.answers.pop(0) if len(receiver.answers) > 1 else receiver.answers[0]
+                )
+                if answer == "hang":
+                    receiver.release.wait(60)
+                    return
+                self.send_response(int(answer))
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.release.set()
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()

@@ -26,7 +26,11 @@ PROMETHEUS_CONF = ROOT / "ops/prometheus/prometheus.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
 DOCKERIGNORE = ROOT / ".dockerignore"
 # The modules that declare settings: every variable they name must be in the table.
-SETTINGS_MODULES = (ROOT / "agentlink/settings.py", ROOT / "agentlink/report_settings.py")
+SETTINGS_MODULES = (
+    ROOT / "agentlink/settings.py",
+    ROOT / "agentlink/report_settings.py",
+    ROOT / "agentlink/dashboard/settings.py",
+)
 
 MIB = 1024**2
 GIB = 1024**3

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from litestar.handlers import HTTPRouteHandler
 
-from agentlink.api.routes.jobs import job_pdf, job_status
+from agentlink.api.routes.jobs import job_cancel, job_pdf, job_status
 from agentlink.api.routes.service import health, metrics_endpoint
 from agentlink.api.routes.submit import generate_agency_report, generate_agents_report
 
@@ -14,6 +14,7 @@ HANDLERS: list[HTTPRouteHandler] = [
     generate_agency_report,
     job_status,
     job_pdf,
+    job_cancel,
     health,
     metrics_endpoint,
 ]

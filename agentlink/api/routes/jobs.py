@@ -5,7 +5,7 @@ from __future__ import annotations
 import urllib.parse
 from typing import Annotated, Any
 
-from litestar import Request, get
+from litestar import Request, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import FromPath, Parameter
@@ -14,7 +14,7 @@ from litestar.response import File, Redirect
 from agentlink.api import limits, openapi, responses
 from agentlink.api.auth import Caller, require_api_key
 from agentlink.api.errors import ApiError
-from agentlink.api.store import JobStore, Limited
+from agentlink.api.store import JobStore, Limited, RateLimit
 from agentlink.errors import JobNotFoundError, StorageRejectedError
 from agentlink.jobs import JobRecord, Status
 from agentlink.settings import Settings
@@ -79,13 +79,20 @@ async def job_pdf(
     state: State,
 ) -> File | Redirect:
     """The finished PDF: 404 if the job is unknown, 409 while it is being made, 410 if it
-    failed (it will never have one).
+    failed or was cancelled (it will never have one).
 
     A report stored in Dropbox is served by Dropbox: a redirect to its shared link, with
     ``dl=1`` so that the link yields the file rather than Dropbox's preview page.
     """
     record = await _read(request, store, job_id)
-    if record.status in {Status.FAILED, Status.DEAD}:
+    local: LocalStorage = state.local_storage
+    return pdf_answer(job_id, record, local)
+
+
+def pdf_answer(job_id: str, record: JobRecord, local: LocalStorage) -> File | Redirect:
+    """The answer to a request for the PDF of ``record`` (the API's route and the
+    dashboard's): the file, a redirect to Dropbox, or the error saying why there is none."""
+    if record.status in {Status.FAILED, Status.DEAD, Status.CANCELLED}:
         raise ApiError(
             410,
             f"job {job_id} {record.status.value} and has no PDF; it never will "
@@ -112,7 +119,6 @@ async def job_pdf(
             status_code=302,
             media_type="text/plain",  # not the handler's application/pdf: the body is empty
         )
-    local: LocalStorage = state.local_storage
     try:
         path = local.resolve(record.result.path)
     except StorageRejectedError as exc:
@@ -129,3 +135,42 @@ async def job_pdf(
         media_type="application/pdf",
         content_disposition_type="inline",
     )
+
+
+@post(
+    "/api/jobs/{job_id:str}/cancel",
+    name="job_cancel",
+    summary="Cancel a job",
+    status_code=200,
+    responses=responses.CANCEL_RESPONSES,
+    **{**_READ, "operation_class": openapi.CancelOperation},
+)
+async def job_cancel(
+    job_id: FromPath[JobId], request: Request[Any, Any, Any], store: NamedDependency[JobStore]
+) -> JobRecord:
+    """Cancel a job that is not finished: a queued job becomes `cancelled` at once and is
+    never made; a job being made gets `cancel_requested`, and its worker stops the render
+    within a third of a lease (AGENTLINK_LEASE_S) and records `cancelled`, storing nothing.
+    Either way its callback is sent with status `cancelled`. The answer is the job's record;
+    409 once the job is finished. Only the key that created the job (or an operator key)
+    may cancel it."""
+    settings: Settings = request.app.state.settings
+    caller: Caller = request.state.caller
+    rate = limits.caller_rate(store.keys, settings, caller)
+    if rate.limit > 0:
+        limited = await store.count(rate.redis_key, rate.limit, rate.window_s)
+        if limited is not None:
+            raise limits.rate_limited(settings, limited.retry_after_s)
+    by = "the API" if caller.tenant == "open" else f"API key {caller.tenant}"
+    verdict, status = await store.cancel(
+        job_id, owner=caller.owner_filter, ttl_s=settings.job_ttl_s, by=by
+    )
+    if verdict == "missing":
+        raise JobNotFoundError(job_id)
+    if verdict == "finished":
+        raise ApiError(409, f"job {job_id} is {status} already: there is nothing left to cancel")
+    unlimited = RateLimit(redis_key=store.keys.rate("unlimited"), limit=0, window_s=1)
+    record = await store.read(job_id, owner=caller.owner_filter, rate=unlimited)
+    if isinstance(record, Limited):  # cannot be: no limit was given
+        raise limits.rate_limited(settings, record.retry_after_s)
+    return record
