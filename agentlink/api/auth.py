@@ -92,6 +92,37 @@ def identify(connection: ASGIConnection[Any, Any, Any, Any], settings: Settings)
     return Caller(rate_scope=digest, tenant=digest, operator=operator)
 
 
+async def failures_wait_s(
+    connection: ASGIConnection[Any, Any, Any, Any],
+    settings: Settings,
+    store: JobStore,
+    *,
+    count: bool,
+) -> int | None:
+    """Seconds the client's address must wait, having failed to authenticate too often
+    (``AGENTLINK_AUTH_FAILURE_LIMIT`` per minute); None while it may still try. With
+    ``count`` this request is one more failure; without, nothing is counted."""
+    if settings.auth_failure_limit <= 0:
+        return None
+    bucket = store.keys.rate(f"authfail-{client_address(connection)}")
+    limited = await store.count(
+        bucket, settings.auth_failure_limit, AUTH_FAILURE_WINDOW_S, peek=not count
+    )
+    if isinstance(limited, Limited):
+        return max(1, math.ceil(limited.retry_after_s))
+    return None
+
+
+def too_many_failures(wait_s: int) -> ApiError:
+    """The 429 of an address past its failed-authentication budget."""
+    return ApiError(
+        429,
+        f"too many failed authentications from this address; retry in {wait_s} s "
+        "with a valid API key",
+        headers={"Retry-After": str(wait_s)},
+    )
+
+
 async def require_api_key(
     connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
 ) -> None:
@@ -102,19 +133,9 @@ async def require_api_key(
     if caller is not None:
         connection.state.caller = caller
         return
-    store: JobStore = connection.app.state.store
-    limited = None
-    if settings.auth_failure_limit > 0:
-        bucket = store.keys.rate(f"authfail-{client_address(connection)}")
-        limited = await store.count(bucket, settings.auth_failure_limit, AUTH_FAILURE_WINDOW_S)
-    if isinstance(limited, Limited):
-        retry_after = max(1, math.ceil(limited.retry_after_s))
-        raise ApiError(
-            429,
-            f"too many failed authentications from this address; retry in {retry_after} s "
-            "with a valid API key",
-            headers={"Retry-After": str(retry_after)},
-        )
+    wait_s = await failures_wait_s(connection, settings, connection.app.state.store, count=True)
+    if wait_s is not None:
+        raise too_many_failures(wait_s)
     raise ApiError(
         401,
         "a valid API key is required: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",

@@ -358,9 +358,12 @@ class JobStore:
         verdict, status = await self._script(self._cancel, call.keys, [call.options])
         return str(verdict), str(status)
 
-    async def count(self, redis_key: str, limit: int, window_s: float) -> Limited | None:
-        """Count one event (a failed authentication) against ``limit`` per ``window_s``."""
-        options = _json.encode({"limit": limit, "period_ms": int(window_s * 1000)})
+    async def count(
+        self, redis_key: str, limit: int, window_s: float, *, peek: bool = False
+    ) -> Limited | None:
+        """Count one event (a failed authentication) against ``limit`` per ``window_s``; with
+        ``peek``, count nothing and answer what one more event would get."""
+        options = _json.encode({"limit": limit, "period_ms": int(window_s * 1000), "peek": peek})
         allowed, retry_ms, _ = await self._call(
             lambda: self._rate(keys=[redis_key], args=[options])
         )

@@ -8,7 +8,6 @@ script fetches every few seconds to refresh it without a reload.
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Awaitable
 from typing import Annotated, Any
 
@@ -18,11 +17,11 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter
 from litestar.response import File, Redirect
 
-from agentlink.api.auth import client_address
+from agentlink.api.auth import failures_wait_s
 from agentlink.api.errors import ApiError
 from agentlink.api.routes.jobs import pdf_answer
-from agentlink.api.store import JobStore, Limited
-from agentlink.dashboard import reads
+from agentlink.api.store import JobStore
+from agentlink.dashboard import reads, session
 from agentlink.dashboard.context import BASE, PUBLIC, context, settings_of
 from agentlink.dashboard.history import read_history
 from agentlink.dashboard.jobs_query import JobQuery, list_jobs
@@ -191,34 +190,40 @@ async def sign_in(
     request: Request[Any, Any, Any], store: NamedDependency[JobStore]
 ) -> Response[Any]:
     """Check the key or password; set the session cookie and go on, or show the form again.
-    Failures count against the address like the API's (``AGENTLINK_AUTH_FAILURE_LIMIT``)."""
+    Failures count against the address like the API's (``AGENTLINK_AUTH_FAILURE_LIMIT``);
+    past the limit even the right secret waits, so a password cannot be guessed by trying
+    on."""
     settings = settings_of(request)
     form = await request.form()
     wanted = str(form.get("next", ""))
     if not login_token_ok(request, settings, str(form.get("csrf", ""))):
         return _login_page(request, wanted, "The form expired: sign in again.", 403)
-    who = check_secret(settings, str(form.get("secret", "")))
-    if who is None:
-        if settings.auth_failure_limit > 0:
-            bucket = store.keys.rate(f"authfail-{client_address(request)}")
-            limited = await store.count(bucket, settings.auth_failure_limit, AUTH_FAILURE_WINDOW_S)
-            if isinstance(limited, Limited):
-                wait_s = max(1, math.ceil(limited.retry_after_s))
-                problem = f"Too many failed sign-ins from this address: wait {wait_s} s."
-                return _login_page(request, wanted, problem, 429)
-        return _login_page(
-            request, wanted, "That is neither an operator key nor the password.", 401
-        )
-    secure = cookie_secure(request, settings)
-    response: Response[Any] = Redirect(_next(wanted), status_code=303)
-    response.set_cookie(new_session_cookie(settings, who, secure=secure))
-    response.set_cookie(expired_cookie(LOGIN_COOKIE, secure=secure))
-    return response
+    wait_s = await failures_wait_s(request, settings, store, count=False)
+    if wait_s is None:
+        who = check_secret(settings, str(form.get("secret", "")))
+        if who is not None:
+            secure = cookie_secure(request, settings)
+            response: Response[Any] = Redirect(_next(wanted), status_code=303)
+            response.set_cookie(new_session_cookie(settings, who, secure=secure))
+            response.set_cookie(expired_cookie(LOGIN_COOKIE, secure=secure))
+            return response
+        wait_s = await failures_wait_s(request, settings, store, count=True)
+        if wait_s is None:
+            problem = "That is neither an operator key nor the password."
+            return _login_page(request, wanted, problem, 401)
+    problem = f"Too many failed sign-ins from this address: wait {wait_s} s."
+    page = _login_page(request, wanted, problem, 429)
+    page.headers["Retry-After"] = str(wait_s)
+    return page
 
 
 @post("/logout", name="dashboard_sign_out", status_code=303)
-async def sign_out(request: Request[Any, Any, Any]) -> Response[Any]:
-    """Forget the session cookie."""
+async def sign_out(
+    request: Request[Any, Any, Any], store: NamedDependency[JobStore]
+) -> Response[Any]:
+    """End the session (in Redis too, so a copy of its cookie opens nothing) and forget the
+    cookie."""
+    await session.sign_out(store, request.state.session)
     response: Response[Any] = Redirect(f"{BASE}/login", status_code=303)
     response.set_cookie(
         expired_cookie(SESSION_COOKIE, secure=cookie_secure(request, settings_of(request)))

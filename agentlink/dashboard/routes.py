@@ -20,22 +20,33 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 
+from agentlink.api.auth import failures_wait_s, too_many_failures
 from agentlink.api.errors import exception_to_response
+from agentlink.api.store import JobStore
 from agentlink.dashboard import forms, pages
 from agentlink.dashboard.context import BASE, PUBLIC, context, settings_of
 from agentlink.dashboard.render import html
-from agentlink.dashboard.session import csrf_ok, session_from
+from agentlink.dashboard.session import csrf_ok, enabled, session_from, signed_out
 
 
 class SignInRequiredError(NotAuthorizedException):
     """No valid session: pages redirect to the sign-in form, the rest answers 401."""
 
 
-def require_session(
+async def require_session(
     connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
 ) -> None:
-    """Guard: the request's ``Session`` in ``connection.state.session``."""
-    session = session_from(connection, settings_of(connection))
+    """Guard: the request's ``Session`` in ``connection.state.session``. A wrong Bearer key
+    counts as a failed authentication, like one sent to the API (429 past the limit)."""
+    settings = settings_of(connection)
+    store: JobStore = connection.app.state.store
+    session = session_from(connection, settings)
+    if session is not None and await signed_out(store, session):
+        session = None
+    if session is None and connection.headers.get("authorization") and enabled(settings):
+        wait_s = await failures_wait_s(connection, settings, store, count=True)
+        if wait_s is not None:
+            raise too_many_failures(wait_s)
     connection.state.session = session
     if session is None and not handler.opt.get(PUBLIC):
         raise SignInRequiredError("sign in to the dashboard first")

@@ -2,10 +2,12 @@
 
 - A person signs in with an operator key (``AGENTLINK_OPERATOR_KEYS``) or the dashboard
   password (``AGENTLINK_DASHBOARD_PASSWORD``). The session is a cookie holding its expiry,
-  a random nonce and who signed in (``password``, or the digest of the key: never the key),
-  signed with HMAC-SHA256; it is HttpOnly, SameSite=Lax, limited to ``/dashboard``, and
-  Secure when the request came over https (``AGENTLINK_DASHBOARD_COOKIE_SECURE``). A
-  session whose key or password is no longer configured is refused.
+  a random nonce and who signed in (the digest of the key, or ``password-`` and an HMAC of
+  the password: never either itself), signed with HMAC-SHA256; it is HttpOnly,
+  SameSite=Lax, limited to ``/dashboard``, and Secure when the request came over https
+  (``AGENTLINK_DASHBOARD_COOKIE_SECURE``). A session whose key or password is no longer
+  configured is refused, and so is one that signed out (its nonce is kept in Redis until
+  the cookie would have expired).
 - Every form that changes something carries a CSRF token derived from the session's nonce;
   a POST without it is refused (403). The sign-in form carries one too, tied to a short
   cookie of its own, so nobody can sign a browser in to another person's session.
@@ -26,6 +28,7 @@ from litestar.connection import ASGIConnection
 from litestar.datastructures import Cookie
 
 from agentlink.api.auth import key_digest, key_matches, presented_key
+from agentlink.api.store import JobStore
 from agentlink.settings import Settings
 
 SESSION_COOKIE = "agentlink_dashboard"
@@ -33,8 +36,8 @@ LOGIN_COOKIE = "agentlink_dashboard_login"
 COOKIE_PATH = "/dashboard"
 LOGIN_FORM_S = 3600
 """How long a sign-in form stays good."""
-SHARED_LOGIN = "password"
-"""Who signed in with the dashboard password (``AGENTLINK_DASHBOARD_PASSWORD``)."""
+SHARED_LOGIN_PREFIX = "password-"
+"""How the name of a session opened with the dashboard password begins."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,11 +45,13 @@ class Session:
     """A signed-in operator, as one request presents it."""
 
     who: str
-    """``password``, or the digest of the operator key (``key-…``)."""
+    """The digest of the operator key (``key-…``), or ``password-…`` (see ``password_who``)."""
     nonce: str
     """The session's random part; the CSRF token derives from it ("" for a Bearer key)."""
     bearer: bool = False
     """Signed in by an ``Authorization`` header (a script): no CSRF token needed."""
+    expires: int = 0
+    """When the cookie expires (Unix seconds; 0 for a Bearer key)."""
 
 
 def now_s() -> float:
@@ -76,9 +81,15 @@ def _sign(settings: Settings, *parts: str) -> str:
     return hmac.new(signing_key(settings), message, hashlib.sha256).hexdigest()
 
 
+def password_who(settings: Settings) -> str:
+    """Who a session opened with the current password is: changing the password (even with
+    ``AGENTLINK_DASHBOARD_SECRET`` set) ends every such session."""
+    return SHARED_LOGIN_PREFIX + _sign(settings, "password", settings.dashboard.password)[:16]
+
+
 def check_secret(settings: Settings, given: str) -> str | None:
-    """Who ``given`` signs in as (an operator key's digest, or ``password``); None if it is
-    neither. Every candidate is compared, in constant time."""
+    """Who ``given`` signs in as (an operator key's digest, or ``password_who``); None if
+    it is neither. Every candidate is compared, in constant time."""
     given = given.strip()
     if not given:
         return None
@@ -86,14 +97,15 @@ def check_secret(settings: Settings, given: str) -> str | None:
         return key_digest(given)
     password = settings.dashboard.password
     if password and hmac.compare_digest(given.encode(), password.encode()):
-        return SHARED_LOGIN
+        return password_who(settings)
     return None
 
 
 def _still_valid(settings: Settings, who: str) -> bool:
     """The key or password a session was opened with is still configured."""
-    if who == SHARED_LOGIN:
-        return bool(settings.dashboard.password)
+    if who.startswith(SHARED_LOGIN_PREFIX):
+        password = settings.dashboard.password
+        return bool(password) and hmac.compare_digest(who, password_who(settings))
     return any(key_digest(key) == who for key in settings.operator_keys)
 
 
@@ -146,7 +158,24 @@ def _cookie_session(value: str, settings: Settings) -> Session | None:
         return None
     if not expires.isdigit() or int(expires) < now_s() or not _still_valid(settings, who):
         return None
-    return Session(who=who, nonce=nonce)
+    return Session(who=who, nonce=nonce, expires=int(expires))
+
+
+async def sign_out(store: JobStore, session: Session) -> None:
+    """End ``session`` everywhere its cookie might still be, until the cookie expires."""
+    if session.bearer:
+        return
+    ttl_s = max(1, session.expires - int(now_s()))
+    key = store.keys.signed_out(session.nonce)
+    await store.run(lambda: store.client.set(key, 1, ex=ttl_s))
+
+
+async def signed_out(store: JobStore, session: Session) -> bool:
+    """``session`` was signed out (a Bearer key never is)."""
+    if session.bearer:
+        return False
+    key = store.keys.signed_out(session.nonce)
+    return bool(await store.run(lambda: store.client.exists(key)))
 
 
 def csrf_token(settings: Settings, session: Session) -> str:

@@ -95,6 +95,10 @@ class Keys:
         """The rate-limit state of one caller."""
         return f"{self.prefix}:rate:{scope}"
 
+    def signed_out(self, nonce: str) -> str:
+        """Set when a dashboard session signs out, until its cookie would have expired."""
+        return f"{self.prefix}:signed-out:{nonce}"
+
     @property
     def jobs(self) -> str:
         """Sorted set of every job id by creation time (ms)."""

@@ -186,6 +186,25 @@ class TestJobPage:
         assert f"/dashboard/jobs/{job_id}/rerun" in page
         assert job_hash(r, job_id)["status"] == "dead"
 
+    def test_what_jobs_and_workers_wrote_is_escaped(
+        self, ops: TestClient[Any], r: redis.Redis, keys: Keys
+    ) -> None:
+        """Error texts (a storage's or a data source's words) and highlight names are shown
+        as text on every page that prints them, never as markup."""
+        job_id = submit(ops, highlight="<img src=x onerror=alert(1)>")
+        bury(r, keys, job_id, error="<script>alert('dl')</script>")
+        pages = [
+            ops.get(f"/dashboard/jobs/{job_id}").text,
+            ops.get("/dashboard/dead").text,
+            ops.get("/dashboard").text,
+        ]
+        for page in pages:
+            assert "<script>alert" not in page
+            assert "<img src=x" not in page
+        assert "&lt;script&gt;alert(" in pages[0]
+        assert "&lt;script&gt;alert(" in pages[1]
+        assert "&lt;img src=x onerror=alert(1)&gt;" in pages[0]
+
 
 class TestLetters:
     def test_dead_letters_page_newest_first(

@@ -85,6 +85,27 @@ class TestSignIn:
         assert answers[:2] == [401, 401]
         assert answers[-1] == 429
 
+    def test_past_the_limit_even_the_right_password_waits(self, settings: Settings) -> None:
+        """Otherwise the guess that happens to be right would still be let in: the limit
+        would not stop anybody guessing a password."""
+        limited = replace(dashboard_settings(settings), auth_failure_limit=2)
+        with TestClient(app=create_app(limited)) as client:
+            assert [sign_in(client, "guess").status_code for _ in range(3)] == [401, 401, 429]
+            answer = sign_in(client)
+            assert answer.status_code == 429
+            assert int(answer.headers["retry-after"]) >= 1
+            assert SESSION_COOKIE not in client.cookies
+
+    def test_the_right_password_spends_no_budget(self, settings: Settings) -> None:
+        """Checking the limit before the password counts nothing: people who sign in right
+        never run out."""
+        limited = replace(dashboard_settings(settings), auth_failure_limit=2)
+        with TestClient(app=create_app(limited)) as client:
+            for _ in range(5):
+                assert sign_in(client).status_code == 303
+                client.cookies.clear()
+            assert sign_in(client, "guess").status_code == 401
+
     def test_the_form_needs_its_own_token(self, ops: TestClient[Any]) -> None:
         """A sign-in POST that did not come from the form is refused: no session."""
         answer = ops.post(
@@ -137,15 +158,38 @@ class TestSignIn:
             other.cookies.set(SESSION_COOKIE, cookie)
             assert other.get("/dashboard", follow_redirects=False).status_code == 303
 
+    def test_a_new_password_ends_sessions_even_with_a_fixed_secret(
+        self, ops: TestClient[Any], settings: Settings
+    ) -> None:
+        """With AGENTLINK_DASHBOARD_SECRET the signing key stays: the session still names
+        the password it was opened with, so changing the password ends it."""
+        fixed = dashboard_settings(settings)
+        fixed = replace(fixed, dashboard=replace(fixed.dashboard, session_secret="s" * 32))
+        changed = replace(fixed, dashboard=replace(fixed.dashboard, password="new-one"))
+        with TestClient(app=create_app(fixed)) as before:
+            sign_in(before)
+            cookie = before.cookies[SESSION_COOKIE]
+            assert PASSWORD not in cookie
+        with TestClient(app=create_app(fixed)) as same:
+            same.cookies.set(SESSION_COOKIE, cookie)
+            assert same.get("/dashboard", follow_redirects=False).status_code == 200
+        with TestClient(app=create_app(changed)) as other:
+            other.cookies.set(SESSION_COOKIE, cookie)
+            assert other.get("/dashboard", follow_redirects=False).status_code == 303
+
     def test_sign_out_forgets_the_session(self, ops: TestClient[Any]) -> None:
-        """The sign-out form (with its token) clears the cookie."""
+        """The sign-out form (with its token) clears the cookie, and a copy of the cookie
+        kept elsewhere opens nothing afterwards either."""
         sign_in(ops)
+        kept = ops.cookies[SESSION_COOKIE]
         page = ops.get("/dashboard")
         answer = ops.post(
             "/dashboard/logout", data={"csrf": csrf_of(page.text)}, follow_redirects=False
         )
         assert answer.status_code == 303
         assert "max-age=0" in _set_cookie(answer).lower()
+        ops.cookies.set(SESSION_COOKIE, kept)
+        assert ops.get("/dashboard", follow_redirects=False).status_code == 303
 
     def test_nobody_signs_in_without_keys_or_password(self, settings: Settings) -> None:
         """Neither an operator key nor a password: the form says how to open the dashboard."""
@@ -162,6 +206,17 @@ class TestBearer:
         assert ops.get("/dashboard?part=queue", headers=BEARER).status_code == 200
         tenant = {"Authorization": f"Bearer {TENANT_KEY}"}
         assert ops.get("/dashboard?part=queue", headers=tenant).status_code == 401
+
+    def test_wrong_bearer_keys_count_as_failed_authentications(
+        self, settings: Settings
+    ) -> None:
+        """Guessing keys at the dashboard is limited like guessing them at the API."""
+        limited = replace(dashboard_settings(settings), auth_failure_limit=2)
+        wrong = {"Authorization": "Bearer not-a-key"}
+        with TestClient(app=create_app(limited)) as client:
+            answers = [client.get("/dashboard?part=queue", headers=wrong) for _ in range(3)]
+            assert [answer.status_code for answer in answers] == [401, 401, 429]
+            assert int(answers[-1].headers["retry-after"]) >= 1
 
     def test_a_bearer_post_needs_no_csrf_token(
         self, ops: TestClient[Any], r: redis.Redis, keys: Keys

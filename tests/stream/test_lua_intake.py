@@ -220,6 +220,21 @@ class TestRate:
         replies = [script(keys=[keys.rate("x")], args=[options]) for _ in range(3)]
         assert [reply[0] for reply in replies] == [1, 1, 1]
 
+    def test_peek_counts_nothing(self, r: redis.Redis, keys: Keys) -> None:
+        """A peek answers what one more event would get, and spends none of the budget."""
+        script = r.register_script(source("rate.lua"))
+        count = json.dumps({"limit": 2, "period_ms": 60_000})
+        peek = json.dumps({"limit": 2, "period_ms": 60_000, "peek": True})
+        assert [script(keys=[keys.rate("x")], args=[peek])[0] for _ in range(5)] == [1] * 5
+        assert not r.exists(keys.rate("x"))
+        assert [script(keys=[keys.rate("x")], args=[count])[0] for _ in range(2)] == [1, 1]
+        refused = script(keys=[keys.rate("x")], args=[peek])
+        assert refused[0] == 0
+        assert refused[1] > 0
+        ttl = r.pttl(keys.rate("x"))
+        script(keys=[keys.rate("x")], args=[peek])
+        assert r.pttl(keys.rate("x")) <= ttl
+
 
 class TestIncludes:
     def test_fragments_are_expanded(self) -> None:
