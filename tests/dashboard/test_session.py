@@ -207,9 +207,7 @@ class TestBearer:
         tenant = {"Authorization": f"Bearer {TENANT_KEY}"}
         assert ops.get("/dashboard?part=queue", headers=tenant).status_code == 401
 
-    def test_wrong_bearer_keys_count_as_failed_authentications(
-        self, settings: Settings
-    ) -> None:
+    def test_wrong_bearer_keys_count_as_failed_authentications(self, settings: Settings) -> None:
         """Guessing keys at the dashboard is limited like guessing them at the API."""
         limited = replace(dashboard_settings(settings), auth_failure_limit=2)
         wrong = {"Authorization": "Bearer not-a-key"}

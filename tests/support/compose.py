@@ -18,8 +18,8 @@ from agentlink.env import variables
 from agentlink.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
-# CI checks the repository out next to shared/, which holds the Compose Specification schema.
-COMPOSE_SCHEMA = ROOT.parent / "shared/schemas/compose-spec.json"
+COMPOSE_SCHEMA = Path(__file__).with_name("compose-spec.json")
+"""The Compose Specification's schema, kept with the tests (compose-spec.NOTICE)."""
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 REDIS_CONF = ROOT / "ops/redis/redis.conf"
 PROMETHEUS_CONF = ROOT / "ops/prometheus/prometheus.yml"
