@@ -93,12 +93,25 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 # -- Redis ----------------------------------------------------------------------------------------
 
+NO_REDIS = (
+    "redis-server is not installed, and every suite needs it: as root, `make test` installs it "
+    "with apt-get (or run `sudo .ci/system-deps` once)"
+)
+
+
+def require_redis_server() -> str:
+    """The path of redis-server. Without it the whole run stops (exit status 1): a run in
+    which nearly every test skipped must not pass."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.exit(NO_REDIS, returncode=1)
+    return binary
+
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """One private redis-server (AOF on) for the whole session."""
-    if shutil.which("redis-server") is None:
-        skip_without("redis-server", "redis-server")
+    require_redis_server()
     server = RedisServer(tmp_path_factory.mktemp("redis"))
     server.start()
     yield server
@@ -108,8 +121,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 @pytest.fixture
 def fresh_redis(tmp_path: Path) -> Iterator[RedisServer]:
     """A redis-server of this test's own, which the test may kill and restart."""
-    if shutil.which("redis-server") is None:
-        skip_without("redis-server", "redis-server")
+    require_redis_server()
     server = RedisServer(tmp_path / "redis")
     server.start()
     yield server

@@ -1,13 +1,15 @@
-"""A suite that cannot run here (nginx, Prometheus or redis-server missing) skips, and the
-run ends with one line naming the suites skipped and how to get what they need."""
+"""A suite that cannot run here (nginx, Prometheus or Chromium missing) skips, and the run
+ends with one line naming the suites skipped and how to get what they need; without
+redis-server, which every suite needs, the run stops and fails."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import ROOT, skip_line
+from tests.conftest import NO_REDIS, ROOT, skip_line
 
 NEEDS_TOOLS = """
 from tests.conftest import skip_without
@@ -23,6 +25,12 @@ def test_with_prometheus():
 
 def test_that_runs():
     assert True
+"""
+
+
+NEEDS_REDIS = """
+def test_with_redis(r):
+    assert r.ping()
 """
 
 
@@ -59,3 +67,24 @@ class TestSkipLine:
             "as root, `make test` installs them with apt-get (or run `sudo .ci/system-deps` once); "
             "tests/deploy/test_deploy.py: Compose schema not found"
         )
+
+
+class TestWithoutRedis:
+    def test_the_run_stops_and_fails(self, tmp_path: Path) -> None:
+        """No redis-server on the PATH: exit status 1 and the reason, not a run of skips."""
+        suite = tmp_path / "test_needs_redis.py"
+        suite.write_text(NEEDS_REDIS)
+        empty = tmp_path / "bin"
+        empty.mkdir()
+        plugins = ["-p", "tests.conftest", "-p", "no:cacheprovider"]
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", *plugins, "-q", str(suite)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            env={**os.environ, "PATH": str(empty)},
+        )
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert NO_REDIS in done.stdout + done.stderr

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 import shlex
-import shutil
 import socket
 import time
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Any
 import redis
 import yaml
 
-from tests.conftest import skip_without
+from tests.conftest import require_redis_server
 from tests.support.compose import (
     MIB,
     PROMETHEUS_CONF,
@@ -69,9 +68,7 @@ class TestRedisConf:
 
     def test_redis_server_accepts_the_file(self, tmp_path: Path) -> None:
         """A real redis-server starts from the file and reports the durable settings."""
-        binary = shutil.which("redis-server")
-        if binary is None:
-            skip_without("redis-server", "redis-server")
+        binary = require_redis_server()
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]

@@ -9,7 +9,6 @@ would fail too. Skipped only when the installed redis-server was built without T
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import urllib.parse
 from collections.abc import Iterator
@@ -24,7 +23,7 @@ from litestar.testing import TestClient
 from agentlink.admin.devredis import free_port
 from agentlink.api import create_app
 from agentlink.settings import Settings
-from tests.conftest import Processes, skip_without, submit, wait_for
+from tests.conftest import Processes, require_redis_server, submit, wait_for
 from tests.support.cli import run_cli
 from tests.support.tls import Certificates, make_certificates
 
@@ -50,9 +49,7 @@ class TlsRedis:
 @pytest.fixture(scope="module")
 def tls_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsRedis]:
     """redis-server with only a TLS port, a password, and an ACL user for ``agentlink:*``."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        skip_without("redis-server", "redis-server")
+    binary = require_redis_server()
     directory = tmp_path_factory.mktemp("redis-tls")
     certificates = make_certificates(directory / "tls")
     port = free_port()
