@@ -2,12 +2,14 @@
 in, watch a job go from queued to completed without a reload, cancel a running job with
 the keyboard alone, replay a dead letter, and a POST without the CSRF token refused.
 
-Screenshots (1280 px and phone width) are saved in the test's folder and copied to
-``samples/dashboard/`` (git-ignored) to be looked at.
+Screenshots (1280 px and phone width) are saved in each test's folder (pytest keeps the
+last three runs' under its base temporary directory); with ``AGENTLINK_KEEP_SCREENSHOTS=<dir>``
+they are copied there too, e.g. ``samples/dashboard`` (git-ignored), to be looked at.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +21,7 @@ import redis
 
 from agentlink.settings import Settings
 from agentlink.stream.keys import Keys
-from tests.conftest import ROOT, Processes, job_hash, skip_without, wait_status
+from tests.conftest import Processes, job_hash, skip_without, wait_status
 from tests.support.consumers import stalled_consumer
 from tests.support.dashboard import OPERATOR_KEY, PASSWORD, TENANT_KEY, bury
 
@@ -35,7 +37,8 @@ CHROMIUM_FLAGS = [
 ]
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
-SAMPLES = ROOT / "samples" / "dashboard"
+KEEP = os.environ.get("AGENTLINK_KEEP_SCREENSHOTS", "")
+"""Where to copy the screenshots as well (nowhere by default: the checkout stays clean)."""
 pytestmark = pytest.mark.slow
 
 
@@ -88,13 +91,16 @@ def page(browser: Any, live: str) -> Iterator[Any]:
 
 def shoot(page: Any, tmp_path: Path, name: str, *, full: bool = True) -> None:
     """A screenshot at the page's size and one at phone width, kept as artifacts."""
-    SAMPLES.mkdir(parents=True, exist_ok=True)
+    keep = Path(KEEP) if KEEP else None
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
     size = page.viewport_size
     for label, viewport in (("desktop", size), ("phone", PHONE)):
         page.set_viewport_size(viewport)
         path = tmp_path / f"{name}-{label}.png"
         page.screenshot(path=str(path), full_page=full)
-        shutil.copy(path, SAMPLES / path.name)
+        if keep is not None:
+            shutil.copy(path, keep / path.name)
     page.set_viewport_size(size)
 
 
