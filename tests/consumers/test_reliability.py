@@ -453,9 +453,16 @@ class TestRedisRestart:
         wait_status(r, job_id, "processing")
         fresh_redis.kill()
         time.sleep(2 * own.lease_s)  # the outage itself, longer than a lease
+        restarted_s = int(time.time())
         fresh_redis.start()
         r = redis.Redis.from_url(fresh_redis.url, decode_responses=True)
-        time.sleep(2 * own.lease_s)  # both consumers are back; consumer 2 must not reclaim
+
+        def both_beat_again() -> bool:
+            beats = [r.zscore(Keys().consumers, name) for name in ("test-1", "test-2")]
+            return all(beat is not None and beat >= restarted_s for beat in beats)
+
+        wait_for(both_beat_again, message="both consumers' heartbeats after the restart")
+        time.sleep(3 * own.lease_s)  # three leases with both back: consumer 2 must not reclaim
         [pending] = r.xpending_range(Keys().stream, Keys().group, "-", "+", 10)
         assert pending["consumer"] == "test-1"
         assert pending["times_delivered"] == 1
