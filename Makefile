@@ -26,7 +26,7 @@ demo: $(STAMP)  ## run the whole pipeline locally and print where the PDFs are
 	$(BIN)/agentlink demo
 
 # As root on Debian/Ubuntu, apt-get first installs what the suites need and is missing
-# (redis-server, nginx, prometheus, libharfbuzz-subset0, chromium: .ci/system-deps). Otherwise the
+# (redis-server, nginx, prometheus, chromium and the like: .ci/system-deps). Otherwise the
 # suites that need a missing tool skip, and the run's last line names them and the fix.
 test: $(STAMP)  ## the whole suite, against private redis-server processes
 	@.ci/system-deps --best-effort
