@@ -146,3 +146,20 @@ class TestProse:
             ReportSpec(kind=Kind.AGENTS, suburb="Testville", state=AuState.NSW), now + earlier
         )
         assert expected in overview_lede(a)
+
+    @pytest.mark.parametrize(
+        ("now", "moved"),
+        [
+            (1_000_400, "was flat at $1,000,400"),
+            (999_600, "was flat at $999,600"),
+            (1_000_500, "rose 0.1% to $1,000,500"),
+            (999_500, "fell 0.1% to $999,500"),
+        ],
+    )
+    def test_a_change_that_rounds_to_zero_reads_flat(self, now: int, moved: str) -> None:
+        """+0.04% and −0.04% print as 0.0%: flat, not "rose 0.0%"; ±0.05% rose or fell."""
+        a = analyse_sales(
+            ReportSpec(kind=Kind.AGENTS, suburb="Testville", state=AuState.NSW),
+            [sale(date(2026, 6, 1), price=now), sale(date(2025, 3, 1), price=1_000_000)],
+        )
+        assert f"and the median price {moved}." in overview_lede(a)
