@@ -63,7 +63,7 @@ class MarketAnalysis:
     state: AuState
     postcode: str
     period: Period
-    latest_sale: date  # the latest sale on record for the suburb
+    latest_sale: date  # the latest sale in the period
     current: Figures
     previous: Figures  # the previous period of the same length
     agents_now: int
@@ -91,8 +91,7 @@ def analyse(spec: ReportSpec, source: SalesSource) -> MarketAnalysis:
     """
     if spec.period_end is not None:
         period = period_ending(spec.period_end, spec.period_months)
-        earliest = min(period.previous.first_day, period.last.shift(1 - TREND_MONTHS).first_day)
-        found = source.sales(spec.suburb, spec.state, earliest, period.end)
+        found = source.sales(spec.suburb, spec.state, *window(period))
         if any(sale.sold_date in period for sale in found):
             return analyse_sales(spec, found)
     # Without an end date the period ends with the month of the suburb's latest sale, so
@@ -101,6 +100,13 @@ def analyse(spec: ReportSpec, source: SalesSource) -> MarketAnalysis:
     if not history:
         raise NoSalesDataError(_unknown_suburb_message(spec, source))
     return analyse_sales(spec, history)
+
+
+def window(period: Period) -> tuple[date, date]:
+    """The first and last days a report of ``period`` looks at: the previous period and the
+    trend chart's months, up to the period's end. Sales outside it change no figure."""
+    earliest = min(period.previous.first_day, period.last.shift(1 - TREND_MONTHS).first_day)
+    return earliest, period.end
 
 
 def analyse_sales(spec: ReportSpec, sales: Sequence[Sale]) -> MarketAnalysis:
@@ -117,7 +123,10 @@ def analyse_sales(spec: ReportSpec, sales: Sequence[Sale]) -> MarketAnalysis:
             f"({period.length}); sales on record run from {first:%B %Y} to "
             f"{latest.sold_date:%B %Y}"
         )
-    before = [sale for sale in sales if sale.sold_date in period.previous]
+    # Whether the source sent the whole history or only the window, the report is the same.
+    first_day, last_day = window(period)
+    seen = [sale for sale in sales if first_day <= sale.sold_date <= last_day]
+    before = [sale for sale in seen if sale.sold_date in period.previous]
     display = max(chosen, key=lambda sale: sale.sold_date)
     agents = _rank(chosen, before, lambda s: (s.agent, s.agency))
     agencies = _rank(chosen, before, lambda s: (s.agency, None))
@@ -127,7 +136,7 @@ def analyse_sales(spec: ReportSpec, sales: Sequence[Sale]) -> MarketAnalysis:
         state=display.state,
         postcode=display.postcode,
         period=period,
-        latest_sale=latest.sold_date,
+        latest_sale=display.sold_date,
         current=Figures.of(chosen),
         previous=Figures.of(before),
         agents_now=len(agents),
@@ -137,14 +146,14 @@ def analyse_sales(spec: ReportSpec, sales: Sequence[Sale]) -> MarketAnalysis:
         types=by_type(chosen),
         bedrooms=by_bedrooms(chosen),
         bands=price_bands(chosen),
-        months=monthly(sales, [period.last.shift(-i) for i in range(TREND_MONTHS)][::-1]),
+        months=monthly(seen, [period.last.shift(-i) for i in range(TREND_MONTHS)][::-1]),
         recent=recent_sales(chosen),
         profile=find_profile(
             spec.highlight if isinstance(spec.highlight, str) else None,
             kind=kind,
             standings=agents if kind is Kind.AGENTS else agencies,
             chosen=chosen,
-            history=sales,
+            history=seen,
             place=f"{display.suburb}, {display.state}",
             period=period,
         ),
@@ -200,4 +209,4 @@ def _unknown_suburb_message(spec: ReportSpec, source: SalesSource) -> str:
     return message
 
 
-__all__ = ["TREND_MONTHS", "MarketAnalysis", "Standing", "analyse", "analyse_sales"]
+__all__ = ["TREND_MONTHS", "MarketAnalysis", "Standing", "analyse", "analyse_sales", "window"]

@@ -70,7 +70,11 @@ def find_profile(
     place: str,
     period: Period,
 ) -> Profile | None:
-    """The profile ``highlight`` asks for (None without one); see the module docstring."""
+    """The profile ``highlight`` asks for (None without one); see the module docstring.
+
+    ``history`` is the suburb's sales the report looks at (``analytics.window``): the
+    previous period's, and the latest before the period that a failure message names.
+    """
     if highlight is None or not highlight.strip():
         return None
     wanted = normal(highlight)
@@ -131,10 +135,14 @@ def _not_found(
     earlier = [
         sale.sold_date
         for sale in history
-        if normal(sale.agent if kind is Kind.AGENTS else sale.agency) == wanted
+        if sale.sold_date < period.first_day
+        and normal(sale.agent if kind is Kind.AGENTS else sale.agency) == wanted
     ]
     if earlier:
-        message += f" (their latest recorded sale there was on {max(earlier):%-d %B %Y})"
+        message += (
+            f" (their latest sale there before {period.first_day:%-d %B %Y} was on "
+            f"{max(earlier):%-d %B %Y})"
+        )
     names = {normal(row.name): row.name for row in standings}
     close = difflib.get_close_matches(wanted, list(names), n=3, cutoff=0.6)
     if close:

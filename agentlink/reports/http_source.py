@@ -8,7 +8,9 @@ ignored). What goes wrong is classified for the consumer: a timeout, a network e
 5xx or a 429 may pass, so the job is retried (``DataSourceUnavailableError``); any other
 4xx, or an answer that is not valid, will not, so the job fails at once with a message
 that says why (``DataSourceRejectedError``). Messages name the host and path, never the
-query string or the auth header, which may carry secrets.
+query string or the auth header, which may carry secrets. Redirects are followed only
+within the endpoint's origin (scheme, host and port), so the auth header and the query
+reach no other server; a redirect elsewhere fails the job.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from agentlink.reports.sales import PropertyType, Sale, sold_on
 
 _Text = Annotated[str, msgspec.Meta(min_length=1)]
 _SNIPPET_CHARS = 200
+MAX_REDIRECTS = 5
 
 
 class SaleRecord(msgspec.Struct, frozen=True):
@@ -98,7 +101,7 @@ class HttpSalesSource:
         place = f"{wanted}, {AuState(state).value}"
         url = self._url(wanted, AuState(state), start, end)
         try:
-            response = self._http().get(url)
+            response = self._get(url)
         except httpx.TimeoutException as exc:
             raise DataSourceUnavailableError(
                 f"the sales endpoint {self._where} did not answer within {self._timeout_s:g} s "
@@ -148,6 +151,29 @@ class HttpSalesSource:
         quoted = {name: urllib.parse.quote(value, safe="") for name, value in values.items()}
         return string.Formatter().vformat(self._template, (), quoted)
 
+    def _get(self, url: str) -> httpx.Response:
+        """GET ``url``, following redirects within its origin only: httpx keeps every header
+        but ``Authorization`` on a redirect to another host, and the auth header may be any."""
+        client = self._http()
+        response = client.get(url)
+        origin = _origin(response.request.url)
+        redirects = 0
+        while (target := response.next_request) is not None:
+            if _origin(target.url) != origin:
+                raise DataSourceRejectedError(
+                    f"the sales endpoint {self._where} redirected to {_origin_text(target.url)}, "
+                    "another origin; redirects are followed within the endpoint's origin only, "
+                    "so that the auth header goes nowhere else: set AGENTLINK_DATA to the new "
+                    "address"
+                )
+            redirects += 1
+            if redirects > MAX_REDIRECTS:
+                raise DataSourceRejectedError(
+                    f"the sales endpoint {self._where} redirected more than {MAX_REDIRECTS} times"
+                )
+            response = client.send(target)
+        return response
+
     def _http(self) -> httpx.Client:
         with self._lock:
             if self._client is None:
@@ -155,7 +181,7 @@ class HttpSalesSource:
                 self._client = httpx.Client(
                     headers={"Accept": "application/json", **headers},
                     timeout=self._timeout_s,
-                    follow_redirects=True,
+                    follow_redirects=False,  # _get follows those within the origin
                     transport=self._transport,
                 )
             return self._client
@@ -182,6 +208,15 @@ def _sale(record: SaleRecord) -> Sale:
     fields = msgspec.structs.asdict(record)
     fields.update({name: " ".join(fields[name].split()) for name in _NAMES})
     return Sale(**fields)
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    return url.scheme, url.host, url.port or {"http": 80, "https": 443}.get(url.scheme)
+
+
+def _origin_text(url: httpx.URL) -> str:
+    # Scheme, host and port only: the path and query may carry secrets.
+    return f"{url.scheme}://{url.host}" + (f":{url.port}" if url.port else "")
 
 
 def _snippet(text: str) -> str:

@@ -3,7 +3,7 @@
 Price bands are chosen per suburb, because a $1m band tells nothing in Manly and
 everything in Whyalla: the sixths of the period's prices are rounded to the nearest step
 of a ladder of round amounts, giving up to six bands that read naturally ("$1.25m to
-$1.75m"). A band includes its lower bound and excludes its upper one.
+$1.75m"), none of them empty. A band includes its lower bound and excludes its upper one.
 """
 
 from __future__ import annotations
@@ -90,23 +90,37 @@ def by_bedrooms(sales: Sequence[Sale]) -> tuple[BedroomSplit, ...]:
 
 
 def band_edges(prices: Sequence[int]) -> tuple[int, ...]:
-    """The inner edges of the price bands of ``prices`` (empty for too few sales)."""
+    """The inner edges of the price bands of ``prices`` (empty for too few sales, or when
+    every price falls within one step of the ladder)."""
     if len(prices) < MIN_SALES_FOR_BANDS:
         return ()
     ordered = sorted(prices)
-    edges = set()
+    candidates = set()
     for sixth in range(1, 6):
         cut = ordered[(len(ordered) * sixth) // 6]
-        edges.add(min(PRICE_LADDER, key=lambda step: (abs(step - cut), step)))
-    # An edge below every price would make an empty first band: drop it.
-    return tuple(edge for edge in sorted(edges) if edge > ordered[0])
+        candidates.add(min(PRICE_LADDER, key=lambda step: (abs(step - cut), step)))
+    # Rounding to the ladder can put an edge below every price, above every price, or two
+    # edges with no price between them: keep an edge only if sales lie on both sides of it
+    # (below it, from the last edge kept), so that no band is empty.
+    edges: list[int] = []
+    for edge in sorted(candidates):
+        floor = edges[-1] if edges else 0
+        if ordered[-1] >= edge and any(floor <= price < edge for price in ordered):
+            edges.append(edge)
+    return tuple(edges)
 
 
 def price_bands(sales: Sequence[Sale]) -> tuple[PriceBand, ...]:
     """The period's sales per price band; empty when there are too few sales to band."""
-    edges = band_edges([sale.price for sale in sales])
-    if not edges:
+    if len(sales) < MIN_SALES_FOR_BANDS:
         return ()
+    prices = [sale.price for sale in sales]
+    edges = band_edges(prices)
+    if not edges:
+        # One band holds every sale: name it by the ladder steps around the prices.
+        low = max((step for step in PRICE_LADDER if step <= min(prices)), default=None)
+        high = min((step for step in PRICE_LADDER if step > max(prices)), default=None)
+        return (PriceBand(low, high, len(sales), share(len(sales), len(sales))),)
     bounds: list[tuple[int | None, int | None]] = [(None, edges[0])]
     bounds += list(itertools.pairwise(edges))
     bounds.append((edges[-1], None))
@@ -114,8 +128,8 @@ def price_bands(sales: Sequence[Sale]) -> tuple[PriceBand, ...]:
     for low, high in bounds:
         count = sum(
             1
-            for sale in sales
-            if (low is None or sale.price >= low) and (high is None or sale.price < high)
+            for price in prices
+            if (low is None or price >= low) and (high is None or price < high)
         )
         bands.append(PriceBand(low, high, count, share(count, len(sales))))
     return tuple(bands)

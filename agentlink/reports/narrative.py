@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from agentlink.jobs import Kind
 from agentlink.reports.analytics import MarketAnalysis
 from agentlink.reports.figures import Figures, change
+from agentlink.reports.figures import percent as percent_value
 from agentlink.reports.format import (
+    MINUS,
     NONE,
     change_days,
     change_percent,
@@ -165,8 +167,12 @@ def difference_days(value: float | None, suburb: float | None) -> str:
 def _moved(now: float | None, before: float | None) -> str:
     if now is None or before is None or now == before:
         return f"held at {money(now)}"
+    moved = change(now, before)
+    # A change too small to show at the printed precision would read "rose 0.0%".
+    if moved is None or percent_value(moved) == 0:
+        return f"was flat at {money(now)}"
     verb = "rose" if now > before else "fell"
-    return f"{verb} {change_percent(change(now, before)).lstrip('+−')} to {money(now)}"
+    return f"{verb} {change_percent(moved).lstrip('+' + MINUS)} to {money(now)}"
 
 
 def _ordinal(number: int) -> str:

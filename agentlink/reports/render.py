@@ -15,6 +15,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from datetime import datetime
 from fractions import Fraction
@@ -251,7 +253,8 @@ class _PackageFetcher(URLFetcher):  # type: ignore[misc]  # WeasyPrint has no ty
 
     def fetch(self, url: str, headers: dict[str, str] | None = None) -> Any:
         if url.startswith("file:"):
-            path = Path(url.removeprefix("file://")).resolve()
+            # Percent-decoded: a folder named "site packages" arrives as "site%20packages".
+            path = Path(urllib.request.url2pathname(urllib.parse.urlsplit(url).path)).resolve()
             if path.parent != self._fonts:
                 raise ValueError(f"reports may not read {url}")
             return URLFetcherResponse(url, body=_font_bytes(path))
@@ -265,8 +268,12 @@ def _font_bytes(path: Path) -> bytes:
 
 @functools.cache
 def _layout_tools() -> tuple[CSS, FontConfiguration, URLFetcher]:
+    return layout_tools(Path(str(resources.files(PACKAGE))))
+
+
+def layout_tools(package: Path) -> tuple[CSS, FontConfiguration, URLFetcher]:
+    """The stylesheet, its fonts and the URL fetcher of this package installed at ``package``."""
     fonts = FontConfiguration()
-    package = Path(str(resources.files(PACKAGE)))
     fetcher = _PackageFetcher(package / "fonts")
     css_text = (package / "templates" / "report.css").read_text("utf-8")
     stylesheet = CSS(

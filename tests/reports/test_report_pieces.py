@@ -19,6 +19,7 @@ from agentlink.reports.format import (
     percent,
     signed,
 )
+from agentlink.reports.market import price_bands
 from agentlink.reports.narrative import overview_lede
 from agentlink.reports.periods import Month, Period, period_ending
 from tests.support.reports import sale
@@ -146,3 +147,52 @@ class TestProse:
             ReportSpec(kind=Kind.AGENTS, suburb="Testville", state=AuState.NSW), now + earlier
         )
         assert expected in overview_lede(a)
+
+    @pytest.mark.parametrize(
+        ("now", "moved"),
+        [
+            (1_000_400, "was flat at $1,000,400"),
+            (999_600, "was flat at $999,600"),
+            (1_000_500, "rose 0.1% to $1,000,500"),
+            (999_500, "fell 0.1% to $999,500"),
+        ],
+    )
+    def test_a_change_that_rounds_to_zero_reads_flat(self, now: int, moved: str) -> None:
+        """+0.04% and −0.04% print as 0.0%: flat, not "rose 0.0%"; ±0.05% rose or fell."""
+        a = analyse_sales(
+            ReportSpec(kind=Kind.AGENTS, suburb="Testville", state=AuState.NSW),
+            [sale(date(2026, 6, 1), price=now), sale(date(2025, 3, 1), price=1_000_000)],
+        )
+        assert f"and the median price {moved}." in overview_lede(a)
+
+
+class TestPriceBands:
+    """Bands of round amounts, none of them empty."""
+
+    @pytest.mark.parametrize(
+        ("prices", "bands"),
+        [
+            (
+                [300_000, 400_000, 500_000, 700_000, 1_130_000, 1_130_000],
+                [
+                    (None, 400_000, 1),
+                    (400_000, 500_000, 1),
+                    (500_000, 700_000, 1),
+                    (700_000, None, 3),
+                ],
+            ),
+            ([1_130_000] * 3 + [1_600_000] * 3, [(None, 1_250_000, 3), (1_250_000, None, 3)]),
+            ([1_130_000] * 5, [(1_000_000, 1_250_000, 5)]),
+            (
+                [900_000, 1_000_000, 1_000_000, 1_200_000, 2_000_000],
+                [(None, 1_000_000, 1), (1_000_000, 1_250_000, 3), (1_250_000, None, 1)],
+            ),
+        ],
+    )
+    def test_no_band_is_empty(
+        self, prices: list[int], bands: list[tuple[int | None, int | None, int]]
+    ) -> None:
+        """A top edge above every price (rounded up to the ladder) or two edges with no price
+        between them are dropped; prices all in one step make one band between ladder steps."""
+        found = price_bands([sale(date(2026, 6, 1), price=price) for price in prices])
+        assert [(band.low, band.high, band.sales) for band in found] == bands

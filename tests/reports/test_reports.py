@@ -20,7 +20,7 @@ from agentlink.errors import HighlightNotFoundError, NoSalesDataError, Permanent
 from agentlink.jobs import AuState, Kind, ReportSpec, entry_fields
 from agentlink.report_settings import BrandSettings
 from agentlink.reports import RenderedReport, make_report, sample_source
-from agentlink.reports.analytics import analyse
+from agentlink.reports.analytics import analyse, analyse_sales
 from agentlink.reports.brand import brand_of
 from tests.support.reports import GENERATED_AT, JOB_ID, ListSource, read, render, sale
 
@@ -216,7 +216,8 @@ class TestHighlight:
     def test_name_with_earlier_sales_says_when(self) -> None:
         """An agent with sales only before the period is told when the latest was."""
         with pytest.raises(
-            HighlightNotFoundError, match=r"their latest recorded sale there was on \d+ \w+ 20\d\d"
+            HighlightNotFoundError,
+            match=r"their latest sale there before \d+ \w+ 20\d\d was on \d+ \w+ 20\d\d",
         ):
             render(Kind.AGENTS, period_months=1, highlight="Tomasz Chen")
 
@@ -276,6 +277,51 @@ class TestThinAndMissingData:
             "November 2024 to October 2026",
         ):
             render(Kind.AGENCY, period_end=date(2020, 1, 31))
+
+    def test_latest_sale_is_the_period_s_own(self) -> None:
+        """With period_end before later sales, the About section dates the period's latest sale
+        and says so; analysing the whole history gives the same figure."""
+        sales = [sale(date(2026, 3, 10)), sale(date(2025, 11, 5)), sale(date(2026, 9, 20))]
+        spec = ReportSpec(
+            kind=Kind.AGENTS,
+            suburb="Testville",
+            state=AuState.NSW,
+            period_months=6,
+            period_end=date(2026, 6, 15),
+        )
+        assert analyse(spec, ListSource(sales)).latest_sale == date(2026, 3, 10)
+        assert analyse_sales(spec, sales).latest_sale == date(2026, 3, 10)
+        report = make_report(
+            spec, job_id=JOB_ID, source=ListSource(sales), generated_at=GENERATED_AT
+        )
+        _, text = read(report)
+        assert "the latest sale in the period is dated 10 March 2026." in text
+        assert "on record" not in text
+
+    def test_highlight_s_latest_sale_is_before_the_period(self) -> None:
+        """A name without sales in the period is told of its latest sale before it, never one
+        after it, whether the source gave the whole history or the report's window."""
+        sales = [
+            sale(date(2026, 3, 10)),
+            sale(date(2025, 11, 5), agent="Bo Old"),
+            sale(date(2026, 9, 20), agent="Bo Old"),
+        ]
+        spec = ReportSpec(
+            kind=Kind.AGENTS,
+            suburb="Testville",
+            state=AuState.NSW,
+            period_months=6,
+            period_end=date(2026, 6, 15),
+            highlight="Bo Old",
+        )
+        said = "(their latest sale there before 1 January 2026 was on 5 November 2025)"
+        for attempt in (
+            lambda: analyse(spec, ListSource(sales)),
+            lambda: analyse_sales(spec, sales),
+        ):
+            with pytest.raises(HighlightNotFoundError) as caught:
+                attempt()
+            assert said in str(caught.value)
 
     def test_names_are_escaped(self) -> None:
         """Markup in a name is printed as text, not interpreted."""

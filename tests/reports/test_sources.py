@@ -248,6 +248,39 @@ class TestHttpGood:
         assert Endpoint.seen[0][1]["X-Key"] == "k"
 
 
+class TestHttpRedirects:
+    """Redirects are followed within the endpoint's origin only, where the auth header may go."""
+
+    def test_same_origin_redirect_is_followed_with_the_header(self, endpoint: str) -> None:
+        """/moved/sales answers 302 to /sales on the same server: followed, header and all."""
+        Endpoint.reply = (200, json.dumps([record()]).encode())
+        source = source_at(endpoint, path="/moved/sales", auth_header=("X-Key", "k"))
+        assert len(source.sales("St Kilda", AuState.VIC)) == 1
+        [(first, _), (then, headers)] = Endpoint.seen
+        assert (first.split("?")[0], then.split("?")[0]) == ("/moved/sales", "/sales")
+        assert headers["X-Key"] == "k"
+
+    def test_cross_origin_redirect_is_refused(self, endpoint: str, other_endpoint: str) -> None:
+        """A 302 to another port is a permanent error; the other server is never asked, so
+        the header (and the query) never reach it."""
+        Endpoint.moved_to = other_endpoint
+        Endpoint.reply = (200, json.dumps([record()]).encode())
+        source = source_at(endpoint, path="/moved/sales", auth_header=("X-Key", "s3cret"))
+        with pytest.raises(DataSourceRejectedError) as caught:
+            source.sales("St Kilda", AuState.VIC)
+        assert [headers["Host"] for _, headers in Endpoint.seen] == [endpoint.split("//")[1]]
+        message = str(caught.value)
+        assert f"redirected to {other_endpoint}, another origin" in message
+        assert "s3cret" not in message
+        assert "suburb=" not in message
+
+    def test_endless_redirects_are_refused(self, endpoint: str) -> None:
+        """A redirect loop within the origin ends with a permanent error."""
+        Endpoint.moved_to = "/moved"
+        with pytest.raises(DataSourceRejectedError, match="redirected more than 5 times"):
+            source_at(endpoint, path="/moved/sales").sales("St Kilda", AuState.VIC)
+
+
 class TestHttpErrors:
     """Transient: network, timeout, 5xx, 429. Permanent: other 4xx, bad payloads."""
 
