@@ -132,12 +132,14 @@ class TestJobCommand:
         ids = ["d03b6eb8-aaaa-4000-8000-000000000001", "d03b6eb8-bbbb-4000-8000-000000000002"]
         for job_id in ids:
             r.hset(keys.job(job_id), mapping=job_fields(job_id))
-        r.set(keys.job("d03b6eb8-not-a-hash"), "x")  # not a job hash: never a candidate
+            r.zadd(keys.job_ids, {job_id: 0})  # the id index, as the scripts keep it
+        r.zadd(keys.job_ids, {"d03b6eb8-cccc-4000-8000-000000000003": 0})  # job expired
         result = run_cli(settings, "job", "d03b6eb8")
         assert result.returncode == 1
         assert "starts several job ids" in result.stderr
         assert ids[0] in result.stderr
         assert ids[1] in result.stderr
+        assert "cccc" not in result.stderr
         picked = run_cli(settings, "job", "d03b6eb8-b")
         assert picked.returncode == 0, picked.stderr
         assert json.loads(picked.stdout)["job_id"] == ids[1]
