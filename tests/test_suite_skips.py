@@ -34,20 +34,27 @@ def test_with_redis(r):
 """
 
 
+def run_suite(
+    suite: Path, text: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Write ``text`` as the test file ``suite`` and run it with the project's conftest."""
+    suite.write_text(text)
+    plugins = ["-p", "tests.conftest", "-p", "no:cacheprovider"]
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", *plugins, "-q", str(suite)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=env,
+    )
+
+
 class TestSkipLine:
     def test_the_run_ends_with_one_line_naming_suites_and_the_fix(self, tmp_path: Path) -> None:
         """Skips for missing tools come back as the last line of the run, with the fix."""
-        suite = tmp_path / "test_needs_tools.py"
-        suite.write_text(NEEDS_TOOLS)
-        plugins = ["-p", "tests.conftest", "-p", "no:cacheprovider"]
-        done = subprocess.run(
-            [sys.executable, "-m", "pytest", *plugins, "-q", str(suite)],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        done = run_suite(tmp_path / "test_needs_tools.py", NEEDS_TOOLS)
         assert done.returncode == 0, done.stdout + done.stderr
         last = done.stdout.strip().splitlines()[-1]
         assert last.startswith("SKIPPED 2 test(s): "), done.stdout
@@ -72,19 +79,9 @@ class TestSkipLine:
 class TestWithoutRedis:
     def test_the_run_stops_and_fails(self, tmp_path: Path) -> None:
         """No redis-server on the PATH: exit status 1 and the reason, not a run of skips."""
-        suite = tmp_path / "test_needs_redis.py"
-        suite.write_text(NEEDS_REDIS)
         empty = tmp_path / "bin"
         empty.mkdir()
-        plugins = ["-p", "tests.conftest", "-p", "no:cacheprovider"]
-        done = subprocess.run(
-            [sys.executable, "-m", "pytest", *plugins, "-q", str(suite)],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-            env={**os.environ, "PATH": str(empty)},
-        )
+        env = {**os.environ, "PATH": str(empty)}
+        done = run_suite(tmp_path / "test_needs_redis.py", NEEDS_REDIS, env)
         assert done.returncode == 1, done.stdout + done.stderr
         assert NO_REDIS in done.stdout + done.stderr
