@@ -18,7 +18,7 @@ import math
 
 from agentlink.api.auth import Caller
 from agentlink.api.errors import ApiError
-from agentlink.api.store import Conditions, RateLimit
+from agentlink.api.submission import Conditions, RateLimit
 from agentlink.settings import Settings
 from agentlink.stream.keys import Keys
 

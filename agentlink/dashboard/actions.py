@@ -14,7 +14,8 @@ from typing import Any
 
 import msgspec
 
-from agentlink.api.store import Accepted, JobStore
+from agentlink.api.store import JobStore
+from agentlink.api.submission import Accepted
 from agentlink.dashboard.reads import job_hash
 from agentlink.errors import InvalidJobError, JobNotFoundError
 from agentlink.jobs import JobEvent, Status, spec_from_hash

@@ -21,7 +21,8 @@ from litestar.response import File, Redirect
 from agentlink.api.auth import client_address
 from agentlink.api.errors import ApiError
 from agentlink.api.routes.jobs import pdf_answer
-from agentlink.api.store import JobStore, Limited
+from agentlink.api.store import JobStore
+from agentlink.api.submission import Limited
 from agentlink.dashboard import reads
 from agentlink.dashboard.context import BASE, PUBLIC, context, settings_of
 from agentlink.dashboard.history import read_history

@@ -26,13 +26,13 @@ from agentlink.api.routes.body import (
     parse_request,
     read_body,
 )
-from agentlink.api.store import (
+from agentlink.api.store import JobStore
+from agentlink.api.submission import (
     Accepted,
     Conditions,
     Existing,
     Full,
     IdempotencyKey,
-    JobStore,
     Limited,
 )
 from agentlink.errors import ServiceBusyError, ServiceUnavailableError
