@@ -178,7 +178,7 @@ class JobStore:
             Submission(
                 job_id=job_id,
                 created_at=created_at,
-                entry=entry_fields(job_id, spec, created_at),
+                entry=entry_fields(job_id, spec, created_at, owner=owner, request_id=request_id),
                 job=new_job_fields(
                     job_id,
                     spec,

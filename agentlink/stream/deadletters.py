@@ -16,15 +16,27 @@ from typing import Any
 import msgspec
 
 from agentlink.errors import InvalidJobError
-from agentlink.jobs import AttemptError, JobEvent, decode_entry, decode_errors, new_job_fields
+from agentlink.jobs import AttemptError, JobEvent, decode_entry, decode_errors, restored_job_fields
 from agentlink.stream.connection import call
 from agentlink.stream.encoding import flatten, next_id, now_iso
 from agentlink.stream.keys import Keys
+from agentlink.stream.records import restore_options
 from agentlink.stream.scripts import TIMELINE_CAP, Scripts
 
 PAGE = 500
 """Dead letters read per round trip when going through all of them."""
-ENTRY_FIELDS = ("job_id", "kind", "suburb", "state", "submitted_at", "v", "payload")
+ENTRY_FIELDS = (
+    "job_id",
+    "kind",
+    "suburb",
+    "state",
+    "submitted_at",
+    "v",
+    "payload",
+    "owner",
+    "request_id",
+)
+"""The fields of a dead letter that go back onto the stream when it is replayed."""
 
 
 class DeadLetter(msgspec.Struct):
@@ -79,7 +91,7 @@ def replay_call(keys: Keys, dead_id: str, fields: dict[str, str]) -> ReplayCall:
         "dead_id": dead_id,
         "job_id": job_id,
         "entry": flatten({k: fields[k] for k in ENTRY_FIELDS if k in fields}),
-        "restore": flatten(new_job_fields(job_id, spec, fields.get("submitted_at") or now_iso())),
+        **restore_options(restored_job_fields(job_id, spec, fields, now=now_iso())),
         "event": JobEvent(event="replayed", at=now_iso(), detail=f"dead letter {dead_id}"),
         "cap": TIMELINE_CAP,
     }

@@ -12,7 +12,15 @@ import msgspec
 import pytest
 import redis
 
-from agentlink.jobs import JobEvent, Status
+from agentlink.jobs import (
+    AuState,
+    JobEvent,
+    Kind,
+    ReportSpec,
+    Status,
+    entry_fields,
+    restored_job_fields,
+)
 from agentlink.stream.deadletters import DeadLetters
 from agentlink.stream.group import GroupMember
 from agentlink.stream.keys import Keys
@@ -98,12 +106,27 @@ class TestStart:
     def test_a_missing_hash_is_restored(
         self, r: redis.Redis, keys: Keys, records: JobRecords
     ) -> None:
-        """The record expired while its entry waited: written again from the entry."""
+        """The record expired while its entry waited: written again from the entry, its
+        owner and request id included, and back in every index (the expired outcome's
+        status index left)."""
         entry_id = queue_job(r, keys)
         r.delete(keys.job("j1"))
-        restore = {"job_id": "j1", "status": "queued", "suburb": "Manly"}
-        assert records.start("j1", entry_id, event("claimed"), restore=restore).attempt == 1
-        assert r.hget(keys.job("j1"), "suburb") == "Manly"
+        r.zrem(keys.jobs_with_status("queued"), "j1")
+        r.zadd(keys.jobs_with_status("completed"), {"j1": CREATED_MS})
+        spec = ReportSpec(kind=Kind.AGENTS, suburb="Manly", state=AuState.NSW)
+        entry = entry_fields("j1", spec, "2026-11-30T10:00:00.000+00:00", owner="key-a")
+        entry["request_id"] = "req-1"
+        restore = restored_job_fields("j1", spec, entry, now="2026-11-30T11:00:00.000+00:00")
+        started = records.start("j1", entry_id, event("claimed"), restore=restore)
+        assert (started.attempt, started.request_id) == (1, "req-1")
+        job = r.hgetall(keys.job("j1"))
+        assert (job["suburb"], job["owner"], job["status"]) == ("Manly", "key-a", "processing")
+        assert job["created_at"] == "2026-11-30T10:00:00.000+00:00"
+        assert r.zrange(keys.jobs_with_status("processing"), 0, -1) == ["j1"]
+        assert r.zrange(keys.jobs_with_status("completed"), 0, -1) == []
+        assert r.zrange(keys.job_ids, 0, -1) == ["j1"]
+        assert r.zrange(keys.jobs_of_suburb("NSW", "manly"), 0, -1) == ["j1"]
+        assert r.zrange(keys.suburbs, 0, -1) == ["manly|NSW"]
 
     def test_a_cancel_requested_meanwhile_is_reported(
         self, r: redis.Redis, keys: Keys, records: JobRecords
