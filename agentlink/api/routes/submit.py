@@ -96,6 +96,24 @@ def _replay(
     )
 
 
+async def _repeat(
+    request: Request[Any, Any, Any],
+    store: JobStore,
+    key: IdempotencyKey | None,
+    given: tuple[str, str] | None,
+    conditions: Conditions,
+) -> Response[JobAccepted] | None:
+    """The answer to a request about to be refused before its script ran (DNS failing,
+    Redis memory high): its job's, if its idempotency key was used already (one more round
+    trip, taken only on the way to a refusal)."""
+    if key is None or given is None:
+        return None
+    existing = await store.existing(key.redis_key)
+    if existing is None:
+        return None
+    return _replay(request, existing, key=key, given=given, conditions=conditions)
+
+
 def _rejected(exc: ApiError) -> ApiError:
     metrics.REQUESTS_REJECTED.labels(
         reason="invalid" if exc.status_code < 500 else "unavailable"
@@ -127,12 +145,15 @@ async def _submit(
                 await callback_resolves(spec, request.app.state.callback_policy)
             except ApiError as exc:
                 # A repeat gets its job even while DNS is failing.
-                if key is not None and given and (existing := await store.existing(key.redis_key)):
-                    return _replay(request, existing, key=key, given=given, conditions=conditions)
+                if repeat := await _repeat(request, store, key, given, conditions):
+                    return repeat
                 raise _rejected(exc) from None
         try:
             limits.check_memory(settings, conditions)
         except ApiError:
+            # A repeat gets its job even while Redis memory refuses new work.
+            if repeat := await _repeat(request, store, key, given, conditions):
+                return repeat
             metrics.REQUESTS_REJECTED.labels(reason="overloaded").inc()
             raise
         # The job keeps the HTTP request id, so API and consumer log lines of one job share
