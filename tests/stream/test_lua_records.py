@@ -363,6 +363,28 @@ class TestReplay:
         assert r.zrange(keys.jobs_with_status("queued"), 0, -1) == ["j1"]
         assert letters.replay(dead_id) is None
 
+    def test_replay_all_stops_at_the_newest_letter_of_its_start(
+        self, r: redis.Redis, keys: Keys, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A letter added while replay_all runs (a replayed job dying again) is left for the
+        next call."""
+        payload = msgspec.json.encode({"kind": "agents", "suburb": "Manly", "state": "NSW"})
+        for job_id in ("j1", "j2"):
+            r.xadd(keys.dead, {"job_id": job_id, "v": "1", "payload": payload})
+        letters = DeadLetters(r, keys)
+        replay = letters.replay
+
+        def replay_and_die_again(dead_id: str) -> str | None:
+            new_id = replay(dead_id)
+            if r.hget(keys.job("j1"), "status") == "queued" and not r.exists(keys.job("late")):
+                r.hset(keys.job("late"), "status", "dead")
+                r.xadd(keys.dead, {"job_id": "late", "v": "1", "payload": payload})
+            return new_id
+
+        monkeypatch.setattr(letters, "replay", replay_and_die_again)
+        assert len(letters.replay_all()) == 2
+        assert [f["job_id"] for _, f in r.xrange(keys.dead)] == ["late"]
+
 
 class TestCancel:
     def cancel(self, r: redis.Redis, keys: Keys, owner: str = "") -> list[Any]:
