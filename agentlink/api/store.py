@@ -109,8 +109,9 @@ class JobStore:
         return reply
 
     async def run(self, op: Callable[[], Awaitable[T]]) -> T:
-        """Run ``op`` (the dashboard's reads and actions) on a pooled connection, Redis's
-        errors translated: it waits for a connection like every request does."""
+        """Run ``op`` (the dashboard's reads and actions, the ``/metrics`` reading) on a
+        pooled connection, Redis's errors translated: it waits for a connection like every
+        request does."""
         return await self._call(op)
 
     async def _script(self, script: AsyncScript, keys: list[str], args: list[Any]) -> Any:
