@@ -450,6 +450,24 @@ class TestPrune:
         assert r.zrange(keys.jobs_of_suburb("NSW", "manly"), 0, -1) == []
         assert not r.hexists(keys.indexes["where"], "gone")
 
+    def test_a_suburb_goes_with_its_last_job(
+        self, r: redis.Redis, keys: Keys, records: JobRecords
+    ) -> None:
+        """The suburbs list keeps a suburb while one of its jobs lives, and drops it with its
+        last one."""
+        queue_job(r, keys)
+        jobs = {"gone-1": ("NSW", "manly"), "gone-2": ("VIC", "st kilda"), "j1": ("NSW", "manly")}
+        for job_id, (state, suburb) in jobs.items():
+            r.zadd(keys.jobs, {job_id: CREATED_MS})
+            r.hset(keys.indexes["where"], job_id, f"{state}|{suburb}")
+            r.zadd(keys.jobs_of_suburb(state, suburb), {job_id: CREATED_MS})
+            r.zadd(keys.suburbs, {f"{suburb}|{state}": 0})
+        assert records.prune(before_ms=CREATED_MS + 1) == 2
+        assert r.zrange(keys.suburbs, 0, -1) == ["manly|NSW"]
+        r.delete(keys.job("j1"))
+        assert records.prune(before_ms=CREATED_MS + 1) == 1
+        assert r.zrange(keys.suburbs, 0, -1) == []
+
 
 class TestNames:
     def test_claim_release_take_over(self, r: redis.Redis, keys: Keys) -> None:
