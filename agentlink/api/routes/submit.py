@@ -238,7 +238,8 @@ def _submit_route(kind: Kind) -> HTTPRouteHandler:
         description=(
             f"Queue an {kind.value} report: {_RANKS[kind]} of the suburb ranked by sales.\n\n"
             "Answers at once with the job id; poll `status_url` until `status` is `completed`\n"
-            "(or `failed`/`dead`), or pass a `callback_url` to receive the record when it is done."
+            "(or `failed`/`dead`/`cancelled`), or pass a `callback_url` to receive the record "
+            "when it is done."
         ),
         **_SUBMIT,
     )(handler)
