@@ -1,7 +1,10 @@
 """The API's view of Redis: one round trip to take a request, one to read a job.
 
-This is the adapter between the API and redis-py: Redis exceptions become
-``ServiceUnavailableError`` (or ``ServiceBusyError``) here and nowhere else.
+The API process (its routes, the dashboard, the ``/metrics`` reading) talks to Redis
+through this store, which runs every call through the Redis seam's translator
+(``agentlink.stream.connection``): Redis's exceptions come out as
+``ServiceUnavailableError`` or ``RedisCommandError``, and a wait for a pooled connection
+that runs out as ``ServiceBusyError``.
 
 The connection pool is bounded (``AGENTLINK_REDIS_POOL_SIZE`` per API process) and a
 request *waits* for a free connection, up to ``AGENTLINK_REDIS_POOL_WAIT_S``: a burst of
