@@ -189,9 +189,21 @@ _event_encoder = msgspec.json.Encoder()
 _spec_decoder = msgspec.json.Decoder(ReportSpec)
 
 
-def entry_fields(job_id: str, spec: ReportSpec, submitted_at: str) -> dict[str, str]:
-    """The flat, human-readable fields of a stream entry (``XRANGE`` shows them as is)."""
-    return {
+def entry_fields(
+    job_id: str,
+    spec: ReportSpec,
+    submitted_at: str,
+    *,
+    owner: str | None = None,
+    request_id: str | None = None,
+) -> dict[str, str]:
+    """The flat, human-readable fields of a stream entry (``XRANGE`` shows them as is).
+
+    ``owner`` (the digest of the creating API key) and ``request_id`` travel with the entry,
+    and so into its dead letter: a job whose record expired is rebuilt from them
+    (``restored_job_fields``) as its owner's, not as everyone's.
+    """
+    fields = {
         "job_id": job_id,
         "kind": spec.kind.value,
         "suburb": spec.suburb,
@@ -200,6 +212,11 @@ def entry_fields(job_id: str, spec: ReportSpec, submitted_at: str) -> dict[str, 
         "v": str(SCHEMA_VERSION),
         "payload": msgspec.json.encode(spec).decode(),
     }
+    if owner:
+        fields["owner"] = owner
+    if request_id:
+        fields["request_id"] = request_id
+    return fields
 
 
 def decode_entry(fields: dict[str, str]) -> tuple[str, ReportSpec]:
@@ -253,6 +270,23 @@ def new_job_fields(
         fields["idempotency_key"] = idempotency_key
     if owner:
         fields["owner"] = owner
+    return fields
+
+
+def restored_job_fields(
+    job_id: str, spec: ReportSpec, entry: dict[str, str], *, now: str
+) -> dict[str, str]:
+    """The job hash to rebuild from a stream entry (or its dead letter) when the job's record
+    is gone: ``new_job_fields`` with the entry's submission time (``now`` if it has none),
+    owner and request id, and without a status, which the scripts set with its indexes."""
+    fields = new_job_fields(
+        job_id,
+        spec,
+        entry.get("submitted_at") or now,
+        request_id=entry.get("request_id") or None,
+        owner=entry.get("owner") or None,
+    )
+    del fields["status"]
     return fields
 
 

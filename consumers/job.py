@@ -42,7 +42,7 @@ from agentlink.jobs import (
     ReportSpec,
     Status,
     decode_entry,
-    new_job_fields,
+    restored_job_fields,
     result_fields,
 )
 from agentlink.settings import Settings
@@ -158,7 +158,7 @@ class ReportJob:
     def _attempts(self, entry: Entry, job_id: str, spec: ReportSpec) -> None:
         """Attempt until an outcome is recorded (here or by another consumer)."""
         kind = spec.kind.value
-        restore = new_job_fields(job_id, spec, now_iso())
+        restore = restored_job_fields(job_id, spec, entry.fields, now=now_iso())
         while True:
             claimed = self.rec.steps.event("claimed", deliveries=entry.deliveries)
             started = self.records.start(job_id, entry.entry_id, claimed, restore=restore)

@@ -26,7 +26,8 @@ from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
 from agentlink.api.errors import ApiError
-from agentlink.api.store import JobStore, Limited
+from agentlink.api.store import JobStore
+from agentlink.api.submission import Limited
 from agentlink.settings import Settings
 
 AUTH_FAILURE_WINDOW_S = 60.0

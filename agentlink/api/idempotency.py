@@ -16,7 +16,7 @@ import hashlib
 import msgspec
 
 from agentlink.api.errors import ApiError, FieldError
-from agentlink.api.store import IdempotencyKey
+from agentlink.api.submission import IdempotencyKey
 from agentlink.jobs import ReportSpec
 from agentlink.stream.keys import Keys
 

@@ -18,7 +18,7 @@ import math
 
 from agentlink.api.auth import Caller
 from agentlink.api.errors import ApiError
-from agentlink.api.store import Conditions, RateLimit
+from agentlink.api.submission import Conditions, RateLimit
 from agentlink.settings import Settings
 from agentlink.stream.keys import Keys
 
@@ -74,13 +74,14 @@ def queue_full(settings: Settings, conditions: Conditions, ahead: int) -> ApiErr
 
 
 def rate_limited(settings: Settings, retry_after_s: float) -> ApiError:
-    """429 + Retry-After: the caller spent its budget."""
+    """429 + Retry-After: the caller spent its budget (its API key's, or without keys its
+    address's: ``auth.identify``)."""
     retry_after = max(1, math.ceil(retry_after_s))
+    whose = "this API key" if settings.auth_required else "this client address"
     return ApiError(
         429,
         f"rate limit of {settings.rate_limit} requests per "
-        f"{settings.rate_limit_window_s:g} s exceeded for this API key; retry in "
-        f"{retry_after} s",
+        f"{settings.rate_limit_window_s:g} s exceeded for {whose}; retry in {retry_after} s",
         headers={"Retry-After": str(retry_after)},
     )
 

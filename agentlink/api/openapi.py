@@ -163,7 +163,7 @@ def callback_path_item() -> PathItem:
     header = Schema(type=OpenAPIType.STRING)
     return PathItem(
         post=Operation(
-            summary="A job finished (completed, failed or dead)",
+            summary="A job finished (completed, failed, dead or cancelled)",
             description=(
                 "The job record, as `GET /api/job-status/{job_id}` returns it. Retried with "
                 "back-off on timeouts, 429 and 5xx; a 2xx answer within "

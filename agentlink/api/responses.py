@@ -109,7 +109,8 @@ UNAUTHORIZED = problem(
     ),
 )
 RATE_LIMITED = problem(
-    "Over this API key's rate limit, or too many failed authentications from this address; "
+    "Over the caller's rate limit (its API key's; its address's when the API has no keys), "
+    "or too many failed authentications from this address; "
     "`Retry-After` says when to try again.",
     (
         "rate limited",

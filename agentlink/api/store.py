@@ -1,7 +1,10 @@
 """The API's view of Redis: one round trip to take a request, one to read a job.
 
-This is the adapter between the API and redis-py: Redis exceptions become
-``ServiceUnavailableError`` (or ``ServiceBusyError``) here and nowhere else.
+The API process (its routes, the dashboard, the ``/metrics`` reading) talks to Redis
+through this store, which runs every call through the Redis seam's translator
+(``agentlink.stream.connection``): Redis's exceptions come out as
+``ServiceUnavailableError`` or ``RedisCommandError``, and a wait for a pooled connection
+that runs out as ``ServiceBusyError``.
 
 The connection pool is bounded (``AGENTLINK_REDIS_POOL_SIZE`` per API process) and a
 request *waits* for a free connection, up to ``AGENTLINK_REDIS_POOL_WAIT_S``: a burst of
@@ -21,13 +24,22 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import msgspec
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
+from agentlink.api.submission import (
+    Accepted,
+    Conditions,
+    Existing,
+    Full,
+    IdempotencyKey,
+    Limited,
+    RateLimit,
+    Submission,
+)
 from agentlink.errors import JobNotFoundError, ServiceBusyError, ServiceUnavailableError
 from agentlink.jobs import JobRecord, ReportSpec, entry_fields, new_job_fields, record_from_hash
 from agentlink.stream.batch import ScriptBatcher
@@ -46,93 +58,6 @@ from agentlink.stream.records import cancel_call
 T = TypeVar("T")
 
 _json = msgspec.json.Encoder()
-
-
-@dataclass(frozen=True, slots=True)
-class Accepted:
-    """A job just queued: its ids and how many entries are ahead of it."""
-
-    job_id: str
-    entry_id: str
-    ahead: int
-
-
-@dataclass(frozen=True, slots=True)
-class Existing:
-    """An idempotency key already used: the job it created, that request's body hash, the
-    job's status now (None if its record is gone) and the entries ahead of it."""
-
-    job_id: str
-    body_sha256: str
-    status: str | None
-    ahead: int
-
-
-@dataclass(frozen=True, slots=True)
-class Limited:
-    """The caller is over its rate limit."""
-
-    retry_after_s: float
-
-
-@dataclass(frozen=True, slots=True)
-class Full:
-    """Backpressure: more entries are ahead than a new job may wait behind."""
-
-    ahead: int
-
-
-@dataclass(frozen=True, slots=True)
-class IdempotencyKey:
-    """Where one idempotency key is recorded, and the hash of this request's body."""
-
-    redis_key: str
-    body_sha256: str
-    ttl_s: int
-
-
-@dataclass(frozen=True, slots=True)
-class RateLimit:
-    """A caller's budget: ``limit`` requests per ``window_s`` in bucket ``redis_key``
-    (``limit`` 0: no limit)."""
-
-    redis_key: str
-    limit: int
-    window_s: float
-
-
-@dataclass(frozen=True, slots=True)
-class Submission:
-    """Everything the submit script needs for one request."""
-
-    job_id: str
-    created_at: str
-    entry: dict[str, str]
-    job: dict[str, str]
-    rate: RateLimit
-    idempotency: IdempotencyKey | None
-    max_ahead: int
-    """Refuse the job when more entries than this are ahead of it (-1: no limit)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Conditions:
-    """The slow-changing state the front door decides with, as of ``read_at`` (monotonic)."""
-
-    service_s: float | None
-    """Moving average of completed jobs' service time (None before the first)."""
-    consumers: int
-    """Consumers that sent a heartbeat within the last two leases."""
-    memory_used_bytes: int
-    memory_max_bytes: int
-    read_at: float
-
-    @property
-    def memory_fraction(self) -> float | None:
-        """Used / maxmemory; None when Redis has no maxmemory."""
-        if not self.memory_max_bytes:
-            return None
-        return self.memory_used_bytes / self.memory_max_bytes
 
 
 class JobStore:
@@ -187,8 +112,9 @@ class JobStore:
         return reply
 
     async def run(self, op: Callable[[], Awaitable[T]]) -> T:
-        """Run ``op`` (the dashboard's reads and actions) on a pooled connection, Redis's
-        errors translated: it waits for a connection like every request does."""
+        """Run ``op`` (the dashboard's reads and actions, the ``/metrics`` reading) on a
+        pooled connection, Redis's errors translated: it waits for a connection like every
+        request does."""
         return await self._call(op)
 
     async def _script(self, script: AsyncScript, keys: list[str], args: list[Any]) -> Any:
@@ -256,7 +182,7 @@ class JobStore:
             Submission(
                 job_id=job_id,
                 created_at=created_at,
-                entry=entry_fields(job_id, spec, created_at),
+                entry=entry_fields(job_id, spec, created_at, owner=owner, request_id=request_id),
                 job=new_job_fields(
                     job_id,
                     spec,

@@ -14,7 +14,8 @@ from typing import Any
 
 import msgspec
 
-from agentlink.api.store import Accepted, JobStore
+from agentlink.api.store import JobStore
+from agentlink.api.submission import Accepted
 from agentlink.dashboard.reads import job_hash
 from agentlink.errors import InvalidJobError, JobNotFoundError
 from agentlink.jobs import JobEvent, Status, spec_from_hash
@@ -94,22 +95,29 @@ class ReplayedAll:
     """Letters left in place: no consumer could ever read them."""
 
 
-async def _page_after(store: JobStore, after: str) -> list[Any]:
-    """The oldest ``REPLAY_PAGE`` dead letters after the letter ``after``."""
+async def _page_after(store: JobStore, after: str, until: str) -> list[Any]:
+    """The oldest ``REPLAY_PAGE`` dead letters after the letter ``after``, up to ``until``."""
     start = next_id(after) if after else "-"
     rows: Any = await store.run(
-        lambda: store.client.xrange(store.keys.dead, start, "+", count=REPLAY_PAGE)
+        lambda: store.client.xrange(store.keys.dead, start, until, count=REPLAY_PAGE)
     )
     return list(rows)
 
 
 async def replay_all(store: JobStore) -> ReplayedAll:
-    """Queue every dead letter again, oldest first, a page per round trip."""
+    """Queue every dead letter there was when it started again, oldest first, a page per
+    round trip; letters added meanwhile (a replayed job dying again) wait for the next."""
     script = store.client.register_script(source("replay.lua"))
     replayed = unreadable = 0
+    newest: Any = await store.run(
+        lambda: store.client.xrevrange(store.keys.dead, "+", "-", count=1)
+    )
+    if not newest:
+        return ReplayedAll(replayed, unreadable)
+    until = str(newest[0][0])
     after = ""
     while True:
-        rows = await _page_after(store, after)
+        rows = await _page_after(store, after, until)
         if not rows:
             return ReplayedAll(replayed, unreadable)
         after = str(rows[-1][0])

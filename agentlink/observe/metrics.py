@@ -45,7 +45,8 @@ REQUESTS_ACCEPTED = Counter(
 )
 REQUESTS_REJECTED = Counter(
     "agentlink_requests_rejected_total",
-    "Report requests refused, by reason (invalid, unavailable, error, …).",
+    "Report requests refused, by reason (invalid, conflict, rate_limited, overloaded, busy, "
+    "unavailable).",
     ["reason"],
     registry=API_REGISTRY,
 )

@@ -3,17 +3,20 @@
 Prometheus collectors are synchronous, the API is asyncio: rather than block the event loop
 with a synchronous Redis client inside ``collect()``, the ``/metrics`` handler awaits
 ``read_stream_state`` (``agentlink.observe.stream_state``), then renders a one-off
-collector over that snapshot. A scrape never fails because of Redis: past
-``SCRAPE_BUDGET_S`` or on any Redis error it reports ``agentlink_redis_up 0`` and leaves the
-stream gauges out (absent, not stale zeros that would look like an empty queue).
+collector over that snapshot. The reading goes through the API store's ``run``, like every
+request: it waits for a connection of the bounded pool and has Redis's errors translated.
+A scrape never fails because of Redis: past ``SCRAPE_BUDGET_S`` (the wait for a connection
+included) or on any Redis error it reports ``agentlink_redis_up 0`` and leaves the stream
+gauges out (absent, not stale zeros that would look like an empty queue).
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TypeVar
 
 import redis.asyncio as aioredis
@@ -26,11 +29,13 @@ from agentlink.observe import capacity, metrics
 from agentlink.observe.capacity import HostMemory, MemoryFit
 from agentlink.observe.stream_state import ScalingConfig, StreamState, read_stream_state
 from agentlink.settings import Settings
-from agentlink.stream.connection import call_async
 from agentlink.stream.keys import Keys
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
+
+Run = Callable[[Callable[[], Awaitable[StreamState]]], Awaitable[StreamState]]
+"""How a reading is run on a pooled connection, errors translated (``JobStore.run``)."""
 
 CONTENT_TYPE = "text/plain; version=0.0.4"
 """The classic text format, which every Prometheus reads (Litestar adds the charset)."""
@@ -214,18 +219,21 @@ def _cpus() -> int:
         return os.cpu_count() or 1
 
 
-async def exposition(client: aioredis.Redis, settings: Settings) -> bytes:
-    """The text exposition of ``/metrics``: the API's metrics and the stream state now."""
+async def exposition(client: aioredis.Redis, run: Run, settings: Settings) -> bytes:
+    """The text exposition of ``/metrics``: the API's metrics and the stream state now, read
+    from ``client`` through ``run``."""
     started = time.perf_counter()
     host = capacity.host_memory()
+    config = ScalingConfig.from_settings(settings)
     state: StreamState | None
     try:
-        state = await call_async(
-            lambda: read_stream_state(
-                client, Keys(settings.key_prefix), ScalingConfig.from_settings(settings), host=host
-            ),
-            timeout_s=SCRAPE_BUDGET_S,
-        )
+        async with asyncio.timeout(SCRAPE_BUDGET_S):
+            state = await run(
+                lambda: read_stream_state(client, Keys(settings.key_prefix), config, host=host)
+            )
+    except TimeoutError:
+        log.warning("metrics.redis_unavailable", error=f"no reading within {SCRAPE_BUDGET_S} s")
+        state = None
     except (ServiceUnavailableError, RedisCommandError, OSError) as exc:
         log.warning("metrics.redis_unavailable", error=str(exc) or type(exc).__name__)
         state = None

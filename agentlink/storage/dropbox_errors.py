@@ -53,12 +53,13 @@ _REJECT_TAGS = {
     "settings_error": "Dropbox refused the shared-link settings",
 }
 UNREADABLE_ANSWER = (AssertionError, json.JSONDecodeError, StoneValidationError)
+"""What the SDK raises when it cannot read an answer (an HTML page from a proxy)."""
 _CREDENTIALS_400 = re.compile(
     r"invalid_client|unauthorized_client|access token|refresh token|scope|not permitted|"
     r"app key|client_id|disabled",
     re.IGNORECASE,
 )
-"""What the SDK raises when it cannot read an answer (an HTML page from a proxy)."""
+"""A 400 (BadInputError) whose message names the app's credentials: the operator's to fix."""
 
 
 def translate(exc: Exception, path: str, token_variable: str) -> AgentLinkError:

@@ -37,7 +37,6 @@ class _Call:
     args: Sequence[str | bytes | int]
     deadline: float
     future: asyncio.Future[Any]
-    sent: bool = False
 
 
 @dataclass(slots=True)
@@ -105,7 +104,6 @@ class ScriptBatcher:
                 while self._queue and len(batch) < MAX_BATCH:
                     call = self._queue.popleft()
                     if not call.future.done():  # its caller went away (a dropped connection)
-                        call.sent = True
                         batch.append(call)
                 if batch:
                     await self._send(batch)

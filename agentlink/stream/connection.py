@@ -21,13 +21,16 @@ import redis
 import redis.asyncio as aioredis
 import redis.exceptions
 
-from agentlink.errors import RedisCommandError, ServiceUnavailableError
+from agentlink.errors import ConfigurationError, RedisCommandError, ServiceUnavailableError
 from agentlink.stream.keys import Keys
 
 T = TypeVar("T")
 
 COMMAND_TIMEOUT_S = 5.0
 """Longest one Redis call of the API may take once it has a connection."""
+MIN_REDIS_VERSION = (7, 0)
+"""The oldest Redis AgentLink runs on: its scripts declare flags (``#!lua flags=``) and
+XAUTOCLAIM names the deleted entries it finds apart, both new in Redis 7.0."""
 
 # redis-py strips these codes from its messages; name them again for people.
 _UNAVAILABLE_CLASSES: dict[type[Exception], str] = {
@@ -123,9 +126,26 @@ def connect_async(url: str, *, max_connections: int) -> aioredis.Redis:
     return aioredis.Redis(connection_pool=pool)
 
 
+def check_version(server_info: dict[str, Any]) -> None:
+    """``ConfigurationError`` naming the version found unless ``INFO server`` describes a
+    Redis of ``MIN_REDIS_VERSION`` or later."""
+    found = str(server_info.get("redis_version") or "")
+    try:
+        version = tuple(int(part) for part in found.split(".")[:2])
+    except ValueError:
+        version = ()
+    if version < MIN_REDIS_VERSION:
+        raise ConfigurationError(
+            f"AgentLink needs Redis {'.'.join(map(str, MIN_REDIS_VERSION))} or later; the "
+            f"server at REDIS_URL runs Redis {found or '(version unknown)'}"
+        )
+
+
 def ensure_group(client: Any, keys: Keys) -> None:
     """Create the consumer group at id 0 with MKSTREAM, so nothing queued before the first
-    consumer is skipped (BUSYGROUP: it exists already)."""
+    consumer is skipped (BUSYGROUP: it exists already); ``ConfigurationError`` first if the
+    server is older than ``MIN_REDIS_VERSION``."""
+    check_version(call(lambda: client.info("server")))
     try:
         call(lambda: client.xgroup_create(keys.stream, keys.group, id="0", mkstream=True))
     except RedisCommandError as exc:
@@ -135,6 +155,7 @@ def ensure_group(client: Any, keys: Keys) -> None:
 
 async def ensure_group_async(client: aioredis.Redis, keys: Keys) -> None:
     """``ensure_group`` on an asyncio client."""
+    check_version(await call_async(lambda: client.info("server")))
     try:
         await call_async(
             lambda: client.xgroup_create(keys.stream, keys.group, id="0", mkstream=True)

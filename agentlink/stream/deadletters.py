@@ -16,15 +16,27 @@ from typing import Any
 import msgspec
 
 from agentlink.errors import InvalidJobError
-from agentlink.jobs import AttemptError, JobEvent, decode_entry, decode_errors, new_job_fields
+from agentlink.jobs import AttemptError, JobEvent, decode_entry, decode_errors, restored_job_fields
 from agentlink.stream.connection import call
 from agentlink.stream.encoding import flatten, next_id, now_iso
 from agentlink.stream.keys import Keys
+from agentlink.stream.records import restore_options
 from agentlink.stream.scripts import TIMELINE_CAP, Scripts
 
 PAGE = 500
 """Dead letters read per round trip when going through all of them."""
-ENTRY_FIELDS = ("job_id", "kind", "suburb", "state", "submitted_at", "v", "payload")
+ENTRY_FIELDS = (
+    "job_id",
+    "kind",
+    "suburb",
+    "state",
+    "submitted_at",
+    "v",
+    "payload",
+    "owner",
+    "request_id",
+)
+"""The fields of a dead letter that go back onto the stream when it is replayed."""
 
 
 class DeadLetter(msgspec.Struct):
@@ -79,7 +91,7 @@ def replay_call(keys: Keys, dead_id: str, fields: dict[str, str]) -> ReplayCall:
         "dead_id": dead_id,
         "job_id": job_id,
         "entry": flatten({k: fields[k] for k in ENTRY_FIELDS if k in fields}),
-        "restore": flatten(new_job_fields(job_id, spec, fields.get("submitted_at") or now_iso())),
+        **restore_options(restored_job_fields(job_id, spec, fields, now=now_iso())),
         "event": JobEvent(event="replayed", at=now_iso(), detail=f"dead letter {dead_id}"),
         "cap": TIMELINE_CAP,
     }
@@ -97,11 +109,19 @@ class DeadLetters:
         self.keys = keys
         self.scripts = Scripts(client)
 
-    def entries(self, count: int = 100, after: str = "") -> list[DeadLetter]:
-        """The oldest ``count`` dead letters (after the letter ``after``, for paging)."""
+    def entries(self, count: int = 100, after: str = "", until: str = "+") -> list[DeadLetter]:
+        """The oldest ``count`` dead letters (after the letter ``after``, for paging; up to
+        the letter ``until``)."""
         start = next_id(after) if after else "-"
-        rows: list[Any] = call(lambda: self.client.xrange(self.keys.dead, start, "+", count=count))
+        rows: list[Any] = call(
+            lambda: self.client.xrange(self.keys.dead, start, until, count=count)
+        )
         return [letter_from_fields(dead_id, f) for dead_id, f in rows]
+
+    def last_id(self) -> str | None:
+        """The id of the newest dead letter (None when there is none)."""
+        rows: list[Any] = call(lambda: self.client.xrevrange(self.keys.dead, "+", "-", count=1))
+        return str(rows[0][0]) if rows else None
 
     def replay(self, dead_id: str) -> str | None:
         """Re-enqueue one dead letter; returns the new entry id (None if there is no such letter).
@@ -116,10 +136,15 @@ class DeadLetters:
         return str(self.scripts.run("replay.lua", replay.keys, replay.options)) or None
 
     def replay_all(self) -> list[str]:
-        """Replay every replayable dead letter, oldest first; returns the new entry ids."""
+        """Replay every replayable dead letter there was when it started, oldest first;
+        returns the new entry ids. Letters added meanwhile (a replayed job dying again) wait
+        for the next call: a job that dies at once cannot keep one replay going forever."""
         replayed: list[str] = []
+        last = self.last_id()
+        if last is None:
+            return replayed
         after = ""
-        while page := self.entries(count=PAGE, after=after):
+        while page := self.entries(count=PAGE, after=after, until=last):
             after = page[-1].dead_id
             for letter in page:
                 try:

@@ -113,7 +113,7 @@ class GroupMember:
 
     def reclaim(self, cursor: str, min_idle_ms: int) -> tuple[str, Entry | None, list[str]]:
         """One XAUTOCLAIM step (COUNT 1): the next cursor, the entry claimed, the ids found
-        deleted (Redis 7 removes those from the pending list and names them)."""
+        deleted (Redis removes those from the pending list and names them apart)."""
         reply: Any = call(
             lambda: self.client.execute_command(
                 "XAUTOCLAIM",
@@ -126,14 +126,10 @@ class GroupMember:
                 1,
             )
         )
-        next_cursor, claimed = str(reply[0]), reply[1]
-        deleted = [str(i) for i in reply[2]] if len(reply) > 2 else []
+        next_cursor, claimed, deleted = str(reply[0]), reply[1], [str(i) for i in reply[2]]
         entry = None
         for entry_id, fields in claimed:
-            if fields is None:  # Redis 6.2 named deleted entries inline
-                deleted.append(entry_id)
-            else:
-                entry = Entry(entry_id, fields, self.deliveries(entry_id))
+            entry = Entry(entry_id, fields, self.deliveries(entry_id))
         return next_cursor, entry, deleted
 
     # -- leases ------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ server)::
     agentlink:jobs:ids          sorted set (lexical): job ids, for prefix search  scripts
     agentlink:jobs:suburb:<ST|suburb>  sorted set: job ids of one suburb -> created ms
     agentlink:jobs:where        hash: job id -> "<ST>|<suburb>", to prune the above
-    agentlink:jobs:suburbs      sorted set (lexical): "<suburb>|<ST>" of every suburb asked for
+    agentlink:jobs:suburbs      sorted set (lexical): "<suburb>|<ST>" of every suburb with a job
     agentlink:stats:history:<hour>  hash: "<minute>:<event>" -> count (26 h): accepted,
                                 completed, failed, dead, cancelled
 """
@@ -119,7 +119,7 @@ class Keys:
 
     @property
     def suburbs(self) -> str:
-        """Lexical sorted set of ``<suburb>|<STATE>`` of every suburb asked for."""
+        """Lexical sorted set of ``<suburb>|<STATE>`` of every suburb with a job on record."""
         return f"{self.prefix}:jobs:suburbs"
 
     def history(self, hour: int) -> str:

@@ -29,6 +29,20 @@ PRUNE_BATCH = 1000
 """Expired jobs dropped from the indexes per housekeeping round at most."""
 
 
+def restore_options(restore: dict[str, str]) -> dict[str, Any]:
+    """The options of a script that rebuilds a job's missing hash (``lua/index_job.lua``
+    ``restore_job``): ``restore``, the hash as a field/value array, and ``where``, what
+    its indexes need (empty both when there is nothing to restore)."""
+    if not restore:
+        return {"restore": [], "where": {}}
+    where = {
+        "created_ms": int(restore["created_ms"]),
+        "state": restore["state"],
+        "suburb": restore["suburb"].lower(),
+    }
+    return {"restore": flatten(restore), "where": where}
+
+
 @dataclass(frozen=True, slots=True)
 class Started:
     """An attempt just started: its number (-1 when the job had an outcome already, which
@@ -75,7 +89,8 @@ class JobRecords:
         self, job_id: str, entry_id: str, event: JobEvent, *, restore: dict[str, str]
     ) -> Started:
         """Count an attempt and mark the job processing (the ``claimed`` event and the
-        heartbeat's "busy" with it); ``restore`` is written first if the job has no hash."""
+        heartbeat's "busy" with it); ``restore`` (``restored_job_fields``) is written first,
+        and indexed, if the job has no hash."""
         options = {
             "idx": self.indexes,
             "job_id": job_id,
@@ -85,7 +100,7 @@ class JobRecords:
             "since": f"{time.time():.3f}",
             "event": event,
             "cap": TIMELINE_CAP,
-            "restore": flatten(restore),
+            **restore_options(restore),
         }
         keys = [self.keys.job(job_id), self.keys.consumer(self.name)]
         reply = self.scripts.run("start.lua", keys, _json.encode(options))

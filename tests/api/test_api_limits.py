@@ -105,6 +105,27 @@ class TestCapacity:
             assert client.post(AGENTS, json=MANLY).status_code == 202
         admin.close()
 
+    def test_idempotent_repeat_is_answered_past_the_memory_high_water(
+        self, fresh_redis: RedisServer, settings: Settings
+    ) -> None:
+        """A repeat of an accepted request gets its job back while Redis memory refuses new
+        work; a new key is still refused."""
+        own = replace(settings, redis_url=fresh_redis.url, redis_memory_high_water=0.5)
+        admin = redis.Redis.from_url(fresh_redis.url, decode_responses=True)
+        with TestClient(app=create_app(own)) as client:
+            first = client.post(AGENTS, json=MANLY, headers={"Idempotency-Key": "a"})
+            assert first.status_code == 202
+            used = int(admin.info("memory")["used_memory"])
+            admin.config_set("maxmemory", str(int(used * 1.5)))
+            again = client.post(AGENTS, json=MANLY, headers={"Idempotency-Key": "a"})
+            other = client.post(AGENTS, json=MANLY, headers={"Idempotency-Key": "b"})
+            admin.config_set("maxmemory", "0")
+        admin.close()
+        assert again.status_code == 200, again.text
+        assert again.json()["job_id"] == first.json()["job_id"]
+        assert again.headers["idempotent-replayed"] == "true"
+        assert other.status_code == 503
+
     def test_redis_refusing_writes_is_503_not_500(
         self, fresh_redis: RedisServer, settings: Settings
     ) -> None:

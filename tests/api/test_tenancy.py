@@ -4,6 +4,7 @@ will happen, without server paths."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -16,7 +17,9 @@ from litestar.testing import TestClient
 from agentlink.api import create_app
 from agentlink.jobs import Status
 from agentlink.settings import Settings
+from agentlink.stream.deadletters import DeadLetters
 from agentlink.stream.keys import Keys
+from agentlink.stream.records import JobRecords, Outcome
 
 AGENTS = "/api/generate-agents-report"
 MANLY = {"suburb": "Manly", "state": "NSW"}
@@ -84,6 +87,28 @@ class TestOwnership:
         assert owner.startswith("key-")
         dump = str([r.hgetall(k) for k in r.keys("*") if r.type(k) == "hash"])
         assert "key-of-agency-a" not in dump
+
+    def test_a_replayed_dead_letter_keeps_its_owner(
+        self, tenants: TestClient[Any], r: redis.Redis, keys: Keys
+    ) -> None:
+        """A dead letter replayed after its job's record expired is rebuilt as its creator's
+        job: the creator reads it (request id included), another key gets 404, and it is in
+        the dashboard's indexes again."""
+        job_id = _submit(tenants, A, **{"X-Request-ID": "make-run-3"})
+        [[_, [(entry_id, fields)]]] = r.xreadgroup(keys.group, "c-1", {keys.stream: ">"}, count=1)
+        outcome = Outcome(Status.DEAD, {"finished_at": "t"}, [])
+        dead_id = JobRecords(r, keys, "c-1").dead_letter(entry_id, job_id, 1, fields, outcome)
+        r.delete(keys.job(job_id))
+        JobRecords(r, keys, "c-1").prune(before_ms=int(time.time() * 1000) + 1)
+        assert DeadLetters(r, keys).replay(dead_id)
+        record = tenants.get(f"/api/job-status/{job_id}", headers=A)
+        assert record.status_code == 200, record.text
+        assert (record.json()["status"], record.json()["request_id"]) == ("queued", "make-run-3")
+        assert tenants.get(f"/api/job-status/{job_id}", headers=B).status_code == 404
+        assert r.zrange(keys.jobs, 0, -1) == [job_id]
+        assert r.zrange(keys.jobs_with_status("queued"), 0, -1) == [job_id]
+        assert r.zrange(keys.jobs_of_suburb("NSW", "manly"), 0, -1) == [job_id]
+        assert r.zrange(keys.job_ids, 0, -1) == [job_id]
 
     def test_idempotency_keys_are_per_tenant(self, tenants: TestClient[Any]) -> None:
         """The same Idempotency-Key from two tenants makes two jobs."""

@@ -14,6 +14,7 @@ import redis
 from litestar.testing import TestClient
 
 from agentlink.api import create_app
+from agentlink.dashboard import actions
 from agentlink.dashboard.actions import REPLAY_PAGE
 from agentlink.settings import Settings
 from agentlink.stream.deadletters import callback_replay_call
@@ -162,6 +163,33 @@ class TestReplay:
         answer = ops.post("/dashboard/dead/replay-all", data=CONFIRM, follow_redirects=False)
         assert answer.headers["location"] == "/dashboard/dead?done=replayed-all"
         assert [f["job_id"] for _, f in r.xrange(keys.dead)] == ["broken"]
+        assert r.zcard(keys.jobs_with_status("queued")) == len(made)
+
+    def test_all_leaves_letters_added_meanwhile(
+        self,
+        ops: TestClient[Any],
+        r: redis.Redis,
+        keys: Keys,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """A letter added after the first page (a replayed job dying again) is left for the
+        next replay-all."""
+        made = [submit(ops) for _ in range(REPLAY_PAGE + 1)]
+        for job_id in made:
+            bury(r, keys, job_id)
+        late = dict(r.xrange(keys.dead, count=1)[0][1], job_id="late")
+        page_after = actions._page_after
+
+        async def add_a_letter_after_the_first_page(*args: Any) -> list[Any]:
+            rows = await page_after(*args)
+            if not r.exists(keys.job("late")):
+                r.hset(keys.job("late"), "status", "dead")
+                r.xadd(keys.dead, late)
+            return rows
+
+        monkeypatch.setattr(actions, "_page_after", add_a_letter_after_the_first_page)
+        ops.post("/dashboard/dead/replay-all", data=CONFIRM, follow_redirects=False)
+        assert [f["job_id"] for _, f in r.xrange(keys.dead)] == ["late"]
         assert r.zcard(keys.jobs_with_status("queued")) == len(made)
 
 

@@ -22,9 +22,11 @@ from prometheus_client import generate_latest
 
 from agentlink.admin.devredis import free_port
 from agentlink.api import create_app
+from agentlink.api.store import open_store
 from agentlink.observe import capacity
+from agentlink.observe import scrape as scrape_module
 from agentlink.observe.capacity import ConsumerState, HostMemory, Sample
-from agentlink.observe.scrape import ScrapeCollector
+from agentlink.observe.scrape import ScrapeCollector, exposition
 from agentlink.observe.stream_state import ScalingConfig, read_stream_state
 from agentlink.settings import Settings
 from agentlink.stream.keys import Keys
@@ -216,6 +218,33 @@ class TestStreamState:
         assert "agentlink_consumers_live" not in names(samples)
         assert value(samples, "agentlink_host_cpus") >= 1
         assert value(samples, "process_resident_memory_bytes") > 0
+
+    def test_scrape_waits_for_a_pooled_connection(
+        self, settings: Settings, redis_url: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The reading takes a connection of the API's bounded pool, like every request:
+        while the only one stays in use past the scrape's budget, agentlink_redis_up is 0
+        (no connection beyond the pool); once it is free the reading goes through."""
+        monkeypatch.setattr(scrape_module, "SCRAPE_BUDGET_S", 0.5)
+
+        async def scenario() -> tuple[bytes, bytes]:
+            async with open_store(redis_url, Keys(), pool_size=1, pool_wait_s=10.0) as store:
+                holding, release = asyncio.Event(), asyncio.Event()
+
+                async def hold() -> None:
+                    holding.set()
+                    await release.wait()
+
+                held = asyncio.ensure_future(store.run(hold))
+                await holding.wait()
+                busy = await exposition(store.client, store.run, settings)
+                release.set()
+                await held
+                return busy, await exposition(store.client, store.run, settings)
+
+        busy, free = asyncio.run(scenario())
+        assert value(parse(busy.decode()), "agentlink_redis_up") == 0
+        assert value(parse(free.decode()), "agentlink_redis_up") == 1
 
 
 # -- the scaling gauges -------------------------------------------------------------------------

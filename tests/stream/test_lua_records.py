@@ -12,7 +12,15 @@ import msgspec
 import pytest
 import redis
 
-from agentlink.jobs import JobEvent, Status
+from agentlink.jobs import (
+    AuState,
+    JobEvent,
+    Kind,
+    ReportSpec,
+    Status,
+    entry_fields,
+    restored_job_fields,
+)
 from agentlink.stream.deadletters import DeadLetters
 from agentlink.stream.group import GroupMember
 from agentlink.stream.keys import Keys
@@ -98,12 +106,27 @@ class TestStart:
     def test_a_missing_hash_is_restored(
         self, r: redis.Redis, keys: Keys, records: JobRecords
     ) -> None:
-        """The record expired while its entry waited: written again from the entry."""
+        """The record expired while its entry waited: written again from the entry, its
+        owner and request id included, and back in every index (the expired outcome's
+        status index left)."""
         entry_id = queue_job(r, keys)
         r.delete(keys.job("j1"))
-        restore = {"job_id": "j1", "status": "queued", "suburb": "Manly"}
-        assert records.start("j1", entry_id, event("claimed"), restore=restore).attempt == 1
-        assert r.hget(keys.job("j1"), "suburb") == "Manly"
+        r.zrem(keys.jobs_with_status("queued"), "j1")
+        r.zadd(keys.jobs_with_status("completed"), {"j1": CREATED_MS})
+        spec = ReportSpec(kind=Kind.AGENTS, suburb="Manly", state=AuState.NSW)
+        entry = entry_fields("j1", spec, "2026-11-30T10:00:00.000+00:00", owner="key-a")
+        entry["request_id"] = "req-1"
+        restore = restored_job_fields("j1", spec, entry, now="2026-11-30T11:00:00.000+00:00")
+        started = records.start("j1", entry_id, event("claimed"), restore=restore)
+        assert (started.attempt, started.request_id) == (1, "req-1")
+        job = r.hgetall(keys.job("j1"))
+        assert (job["suburb"], job["owner"], job["status"]) == ("Manly", "key-a", "processing")
+        assert job["created_at"] == "2026-11-30T10:00:00.000+00:00"
+        assert r.zrange(keys.jobs_with_status("processing"), 0, -1) == ["j1"]
+        assert r.zrange(keys.jobs_with_status("completed"), 0, -1) == []
+        assert r.zrange(keys.job_ids, 0, -1) == ["j1"]
+        assert r.zrange(keys.jobs_of_suburb("NSW", "manly"), 0, -1) == ["j1"]
+        assert r.zrange(keys.suburbs, 0, -1) == ["manly|NSW"]
 
     def test_a_cancel_requested_meanwhile_is_reported(
         self, r: redis.Redis, keys: Keys, records: JobRecords
@@ -340,6 +363,28 @@ class TestReplay:
         assert r.zrange(keys.jobs_with_status("queued"), 0, -1) == ["j1"]
         assert letters.replay(dead_id) is None
 
+    def test_replay_all_stops_at_the_newest_letter_of_its_start(
+        self, r: redis.Redis, keys: Keys, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A letter added while replay_all runs (a replayed job dying again) is left for the
+        next call."""
+        payload = msgspec.json.encode({"kind": "agents", "suburb": "Manly", "state": "NSW"})
+        for job_id in ("j1", "j2"):
+            r.xadd(keys.dead, {"job_id": job_id, "v": "1", "payload": payload})
+        letters = DeadLetters(r, keys)
+        replay = letters.replay
+
+        def replay_and_die_again(dead_id: str) -> str | None:
+            new_id = replay(dead_id)
+            if r.hget(keys.job("j1"), "status") == "queued" and not r.exists(keys.job("late")):
+                r.hset(keys.job("late"), "status", "dead")
+                r.xadd(keys.dead, {"job_id": "late", "v": "1", "payload": payload})
+            return new_id
+
+        monkeypatch.setattr(letters, "replay", replay_and_die_again)
+        assert len(letters.replay_all()) == 2
+        assert [f["job_id"] for _, f in r.xrange(keys.dead)] == ["late"]
+
 
 class TestCancel:
     def cancel(self, r: redis.Redis, keys: Keys, owner: str = "") -> list[Any]:
@@ -404,6 +449,24 @@ class TestPrune:
         assert r.zrange(keys.job_ids, 0, -1) == []
         assert r.zrange(keys.jobs_of_suburb("NSW", "manly"), 0, -1) == []
         assert not r.hexists(keys.indexes["where"], "gone")
+
+    def test_a_suburb_goes_with_its_last_job(
+        self, r: redis.Redis, keys: Keys, records: JobRecords
+    ) -> None:
+        """The suburbs list keeps a suburb while one of its jobs lives, and drops it with its
+        last one."""
+        queue_job(r, keys)
+        jobs = {"gone-1": ("NSW", "manly"), "gone-2": ("VIC", "st kilda"), "j1": ("NSW", "manly")}
+        for job_id, (state, suburb) in jobs.items():
+            r.zadd(keys.jobs, {job_id: CREATED_MS})
+            r.hset(keys.indexes["where"], job_id, f"{state}|{suburb}")
+            r.zadd(keys.jobs_of_suburb(state, suburb), {job_id: CREATED_MS})
+            r.zadd(keys.suburbs, {f"{suburb}|{state}": 0})
+        assert records.prune(before_ms=CREATED_MS + 1) == 2
+        assert r.zrange(keys.suburbs, 0, -1) == ["manly|NSW"]
+        r.delete(keys.job("j1"))
+        assert records.prune(before_ms=CREATED_MS + 1) == 1
+        assert r.zrange(keys.suburbs, 0, -1) == []
 
 
 class TestNames:

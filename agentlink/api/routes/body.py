@@ -51,7 +51,11 @@ def parse_request(kind: Kind, body: bytes, content_type: str) -> tuple[ReportSpe
     problems: list[FieldError] = []
     if not _SUBURB.match(suburb):
         problems.append(
-            FieldError("suburb", "must be a suburb name: letters, spaces, hyphens, apostrophes")
+            FieldError(
+                "suburb",
+                "must be a suburb name: letters (A-Z), spaces, hyphens, apostrophes and "
+                "periods, starting with a letter",
+            )
         )
     state = request.state.strip().upper()
     if state not in AuState.__members__:

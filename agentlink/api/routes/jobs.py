@@ -14,7 +14,8 @@ from litestar.response import File, Redirect
 from agentlink.api import limits, openapi, responses
 from agentlink.api.auth import Caller, require_api_key
 from agentlink.api.errors import ApiError
-from agentlink.api.store import JobStore, Limited, RateLimit
+from agentlink.api.store import JobStore
+from agentlink.api.submission import Limited, RateLimit
 from agentlink.errors import JobNotFoundError, StorageRejectedError
 from agentlink.jobs import JobRecord, Status
 from agentlink.settings import Settings

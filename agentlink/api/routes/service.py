@@ -50,4 +50,5 @@ async def health(store: NamedDependency[JobStore]) -> Response[dict[str, str]]:
 async def metrics_endpoint(store: NamedDependency[JobStore], state: State) -> Response[bytes]:
     """Prometheus exposition: the API's metrics and the stream state, read from Redis now."""
     settings: Settings = state.settings
-    return Response(await exposition(store.client, settings), media_type=CONTENT_TYPE)
+    text = await exposition(store.client, store.run, settings)
+    return Response(text, media_type=CONTENT_TYPE)

@@ -26,13 +26,13 @@ from agentlink.api.routes.body import (
     parse_request,
     read_body,
 )
-from agentlink.api.store import (
+from agentlink.api.store import JobStore
+from agentlink.api.submission import (
     Accepted,
     Conditions,
     Existing,
     Full,
     IdempotencyKey,
-    JobStore,
     Limited,
 )
 from agentlink.errors import ServiceBusyError, ServiceUnavailableError
@@ -96,6 +96,24 @@ def _replay(
     )
 
 
+async def _repeat(
+    request: Request[Any, Any, Any],
+    store: JobStore,
+    key: IdempotencyKey | None,
+    given: tuple[str, str] | None,
+    conditions: Conditions,
+) -> Response[JobAccepted] | None:
+    """The answer to a request about to be refused before its script ran (DNS failing,
+    Redis memory high): its job's, if its idempotency key was used already (one more round
+    trip, taken only on the way to a refusal)."""
+    if key is None or given is None:
+        return None
+    existing = await store.existing(key.redis_key)
+    if existing is None:
+        return None
+    return _replay(request, existing, key=key, given=given, conditions=conditions)
+
+
 def _rejected(exc: ApiError) -> ApiError:
     metrics.REQUESTS_REJECTED.labels(
         reason="invalid" if exc.status_code < 500 else "unavailable"
@@ -127,12 +145,15 @@ async def _submit(
                 await callback_resolves(spec, request.app.state.callback_policy)
             except ApiError as exc:
                 # A repeat gets its job even while DNS is failing.
-                if key is not None and given and (existing := await store.existing(key.redis_key)):
-                    return _replay(request, existing, key=key, given=given, conditions=conditions)
+                if repeat := await _repeat(request, store, key, given, conditions):
+                    return repeat
                 raise _rejected(exc) from None
         try:
             limits.check_memory(settings, conditions)
         except ApiError:
+            # A repeat gets its job even while Redis memory refuses new work.
+            if repeat := await _repeat(request, store, key, given, conditions):
+                return repeat
             metrics.REQUESTS_REJECTED.labels(reason="overloaded").inc()
             raise
         # The job keeps the HTTP request id, so API and consumer log lines of one job share
@@ -217,7 +238,8 @@ def _submit_route(kind: Kind) -> HTTPRouteHandler:
         description=(
             f"Queue an {kind.value} report: {_RANKS[kind]} of the suburb ranked by sales.\n\n"
             "Answers at once with the job id; poll `status_url` until `status` is `completed`\n"
-            "(or `failed`/`dead`), or pass a `callback_url` to receive the record when it is done."
+            "(or `failed`/`dead`/`cancelled`), or pass a `callback_url` to receive the record "
+            "when it is done."
         ),
         **_SUBMIT,
     )(handler)

@@ -7,18 +7,19 @@
 --   job_id, entry_id, consumer, started_at (ISO), since (unix s, for the heartbeat)
 --   event      the 'claimed' timeline event (its attempt is filled in here); cap: timeline
 --   restore    field/value array written first when the job has no hash (it expired or
---              was deleted while its entry waited): the entry still says what to do
+--              was deleted while its entry waited): the entry still says what to do and
+--              whose job it is (no status); where: its indexes (index_job.lua restore_job)
 -- Counts the attempt and marks the job processing, unless it already has an outcome (then
 -- nothing is written). Returns {attempt, request_id, created_at, cancel_requested};
 -- attempt is -1 (and the second element the status) for a finished job.
 --!include job_status.lua
+--!include index_job.lua
 --!include timeline.lua
 
 local opts = cjson.decode(ARGV[1])
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status and #opts.restore > 0 then
-  redis.call('HSET', KEYS[1], unpack(opts.restore))
-  status = redis.call('HGET', KEYS[1], 'status')
+  restore_job(opts.idx, KEYS[1], opts.job_id, opts.restore, opts.where)
 end
 if finished(status) then return {-1, status} end
 local attempt = redis.call('HINCRBY', KEYS[1], 'attempts', 1)

@@ -50,7 +50,7 @@ local id = redis.call('XADD', KEYS[1], '*', unpack(cjson.decode(ARGV[2])))
 local job = cjson.decode(ARGV[3])
 redis.call('HSET', KEYS[2], 'entry_id', id, unpack(job))
 redis.call('HSET', KEYS[3], id, opts.job_id)
-index_job(opts.idx, opts.job_id, opts.created_ms, opts.state, opts.suburb)
+accept_job(opts.idx, opts.job_id, opts.created_ms, opts.state, opts.suburb)
 if opts.idem_ttl_s > 0 then
   redis.call('HSET', KEYS[5], 'job_id', opts.job_id, 'body_sha256', opts.body_sha256,
     'created_at', opts.created_at)
