@@ -179,26 +179,38 @@ class ReportJob:
                 suburb=spec.suburb,
                 state=spec.state.value,
             )
-            attempt_started = time.monotonic()
+            delay_s = self._attempt(entry, job_id, spec, started)
+            if delay_s is None:
+                return
+            # Outside the attempt's error handlers: a cancel here is recorded like any other.
             try:
-                self._make(entry, job_id, spec, started, attempt_started)
-                return
-            except (JobAbandonedError, ServiceUnavailableError):
-                raise
+                self.rec.wait(delay_s)
             except JobCancelledError:
-                self.rec.record(entry, job_id, kind, self.rec.outcome(Status.CANCELLED))
+                self.rec.cancelled(entry, job_id, kind)
                 return
-            except PermanentJobError as exc:
-                self.rec.fail(entry, job_id, kind, attempt, str(exc))
-                return
-            except TransientJobError as exc:
-                if self._retry_later(entry, job_id, kind, attempt, exc):
-                    return
-            except Exception as exc:  # a bug must not look like an outage
-                # No adapter translated it, so nothing says a later attempt would differ.
-                log.exception("report.unexpected_error", exc_type=type(exc).__name__)
-                self.rec.fail(entry, job_id, kind, attempt, str(UnexpectedJobError.wrap(exc)))
-                return
+
+    def _attempt(
+        self, entry: Entry, job_id: str, spec: ReportSpec, started: Started
+    ) -> float | None:
+        """Make the report once; None once an outcome is recorded, else the back-off to
+        wait before the next attempt (a transient error, recorded)."""
+        kind = spec.kind.value
+        attempt = started.attempt
+        try:
+            self._make(entry, job_id, spec, started, time.monotonic())
+        except (JobAbandonedError, ServiceUnavailableError):
+            raise
+        except JobCancelledError:
+            self.rec.cancelled(entry, job_id, kind)
+        except PermanentJobError as exc:
+            self.rec.fail(entry, job_id, kind, attempt, str(exc))
+        except TransientJobError as exc:
+            return self._retry_later(entry, job_id, kind, attempt, exc)
+        except Exception as exc:  # a bug must not look like an outage
+            # No adapter translated it, so nothing says a later attempt would differ.
+            log.exception("report.unexpected_error", exc_type=type(exc).__name__)
+            self.rec.fail(entry, job_id, kind, attempt, str(UnexpectedJobError.wrap(exc)))
+        return None
 
     def _make(
         self, entry: Entry, job_id: str, spec: ReportSpec, attempt: Started, started: float
@@ -262,15 +274,15 @@ class ReportJob:
 
     def _retry_later(
         self, entry: Entry, job_id: str, kind: str, attempt: int, exc: TransientJobError
-    ) -> bool:
-        """Record a transient failure and wait out the back-off; True once it gave up (the
-        entry is dead-lettered) instead."""
+    ) -> float | None:
+        """Record a transient failure; the back-off to wait before the next attempt, or None
+        once it gave up (the entry is dead-lettered) instead."""
         error = str(exc) or type(exc).__name__
         record = error_record(attempt, self.records.name, error, transient=True)
         if attempt >= self.settings.max_attempts:
             reason = f"gave up after {attempt} attempts: {error}"
             self.rec.dead(entry, job_id, reason, kind, cause="attempts", record=record)
-            return True
+            return None
         delay = backoff_s(
             attempt,
             base_s=self.settings.retry_base_s,
@@ -292,8 +304,7 @@ class ReportJob:
             retry_in_s=round(delay, 2),
             exc_type=type(exc).__name__,
         )
-        self.rec.wait(delay)
-        return False
+        return delay
 
     # -- outcomes --------------------------------------------------------------------------------
 

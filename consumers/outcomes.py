@@ -138,6 +138,10 @@ class JobRecorder:
         outcome = self.outcome(Status.FAILED, error=error, events=[event], record=record)
         self.record(entry, job_id, kind, outcome, error=error)
 
+    def cancelled(self, entry: Entry, job_id: str, kind: str) -> None:
+        """Record the job cancelled: its cancel was requested while this consumer made it."""
+        self.record(entry, job_id, kind, self.outcome(Status.CANCELLED))
+
     def dead(
         self,
         entry: Entry,
