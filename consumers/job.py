@@ -23,6 +23,7 @@ stats, XACK).
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -161,7 +162,11 @@ class ReportJob:
         restore = new_job_fields(job_id, spec, now_iso())
         while True:
             claimed = self.rec.steps.event("claimed", deliveries=entry.deliveries)
-            started = self.records.start(job_id, entry.entry_id, claimed, restore=restore)
+            started = self.rec.persist(
+                functools.partial(
+                    self.records.start, job_id, entry.entry_id, claimed, restore=restore
+                )
+            )
             if started.attempt < 0:
                 # Another consumer recorded the outcome meanwhile (this one stalled, or an
                 # earlier outcome write of ours landed although it reported an error).
@@ -235,7 +240,7 @@ class ReportJob:
         )
         # Store only while we still own the entry and nobody recorded an outcome meanwhile.
         rendered = self.rec.steps.event("rendered", seconds=render_s)
-        checkpoint = self.lease.checkpoint(rendered)
+        checkpoint = self.rec.persist(lambda: self.lease.checkpoint(rendered))
         if checkpoint is None:  # not written by a renewal: it goes with the next write
             self.rec.unwritten.append(rendered)
         if checkpoint is Checkpoint.FINISHED:

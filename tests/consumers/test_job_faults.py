@@ -5,21 +5,27 @@ storage are the test's (``tests/support/injected.py``)."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 from litestar.testing import TestClient
+from structlog.testing import capture_logs
 
+from agentlink.admin.devredis import RedisServer
 from agentlink.api import create_app
 from agentlink.errors import StorageUnavailableError
 from agentlink.settings import Settings
 from agentlink.stream.keys import Keys
 from consumers.outcomes import CANCELLED_ERROR
-from tests.conftest import submit, wait_status
+from consumers.worker import Consumer
+from tests.conftest import submit, wait_for, wait_status
 from tests.support.injected import HeldRenderer, ScriptedStorage, consumer_with
+from tests.support.settings import quick_settings
 
 AGENTS = "/api/generate-agents-report"
 CALLBACK_URL = "http://127.0.0.1:9/hook"
@@ -66,3 +72,88 @@ class TestCancelDuringBackoff:
             result = worker.stop()
         assert result == 0
         assert len(storage.saved) == 1  # the following job's; the cancelled one stored nothing
+
+
+class Handling:
+    """``consumer.job.handle(entry)`` in a thread; ``error`` is what escaped it, if anything."""
+
+    def __init__(self, consumer: Consumer, via: Any) -> None:
+        entry = consumer.member.read_new(1000)
+        assert entry is not None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, args=(consumer, entry, via), daemon=True)
+
+    def _run(self, consumer: Consumer, entry: Any, via: Any) -> None:
+        try:
+            consumer.job.handle(entry, via=via)
+        except BaseException as exc:  # noqa: BLE001 - reported to the test
+            self.error = exc
+
+    def start(self) -> Handling:
+        self.thread.start()
+        return self
+
+    def join(self, timeout_s: float = 30.0) -> None:
+        self.thread.join(timeout_s)
+        assert not self.thread.is_alive(), "the job was not handled"
+
+
+@pytest.fixture
+def outage(fresh_redis: RedisServer, tmp_path: Path) -> tuple[RedisServer, Settings]:
+    """A Redis of the test's own (every write on disk, so a kill loses nothing), the settings
+    for it, and one job queued through the API."""
+    redis.Redis.from_url(fresh_redis.url).config_set("appendfsync", "always")
+    settings = quick_settings(fresh_redis.url, tmp_path, "test")
+    with TestClient(app=create_app(settings)) as client:
+        submit(client)
+    return fresh_redis, settings
+
+
+def _retrying_write(logs: list[dict[str, Any]]) -> bool:
+    return any(e["event"] == "report.record_retrying" for e in logs)
+
+
+class TestRedisAwayDuringAJob:
+    def test_away_when_the_attempt_starts(self, outage: tuple[RedisServer, Settings]) -> None:
+        """Redis goes away between the read and the attempt's start: the consumer waits
+        for it, keeps the entry, and completes the job once Redis is back (one delivery)."""
+        server, settings = outage
+        storage = ScriptedStorage()
+        consumer = Consumer(settings, renderer=HeldRenderer(), storage=storage)
+        handling = Handling(consumer, "read")
+        with capture_logs() as logs:
+            server.kill()
+            handling.start()
+            wait_for(lambda: _retrying_write(logs) or handling.error, 30, "a retried write")
+            server.start()
+            handling.join()
+        assert handling.error is None
+        r = redis.Redis.from_url(server.url, decode_responses=True)
+        [job_id] = [key.rsplit(":", 1)[1] for key in r.scan_iter("agentlink:job:*")]
+        job = wait_status(r, job_id, "completed", "failed", "dead")
+        assert (job["status"], job["attempts"]) == ("completed", "1")
+        assert len(storage.saved) == 1
+        assert r.xpending(Keys().stream, Keys().group)["pending"] == 0
+
+    def test_away_right_before_storing(self, outage: tuple[RedisServer, Settings]) -> None:
+        """Redis goes away during the render: the lease check before storing waits for it,
+        and the rendered report is stored and recorded once Redis is back."""
+        server, settings = outage
+        renderer, storage = HeldRenderer(), ScriptedStorage()
+        renderer.hold.set()
+        consumer = Consumer(settings, renderer=renderer, storage=storage)
+        # Resumed: Redis did not just hand the entry over, so the check asks Redis.
+        handling = Handling(consumer, "resume").start()
+        assert renderer.started.wait(30)
+        with capture_logs() as logs:
+            server.kill()
+            renderer.release.set()
+            wait_for(lambda: _retrying_write(logs) or handling.error, 30, "a retried write")
+            server.start()
+            handling.join()
+        assert handling.error is None
+        r = redis.Redis.from_url(server.url, decode_responses=True)
+        [job_id] = [key.rsplit(":", 1)[1] for key in r.scan_iter("agentlink:job:*")]
+        job = wait_status(r, job_id, "completed", "failed", "dead")
+        assert (job["status"], job["attempts"]) == ("completed", "1")
+        assert len(storage.saved) == 1
