@@ -109,8 +109,19 @@ class ReportJob:
         stalled consumer) or ``resume`` (this consumer's own, left by its previous run).
         """
         self.rec.start()
-        self._handle(entry, via)
+        try:
+            self._handle(entry, via)
+        except JobAbandonedError as exc:
+            _left_pending(exc)
+            return None
         return self.rec.next_entry
+
+    def entry_lost(self, entry_id: str) -> None:
+        """XAUTOCLAIM reported ``entry_id`` deleted from the stream: fail its job."""
+        try:
+            self.rec.entry_lost(entry_id)
+        except JobAbandonedError as exc:
+            _left_pending(exc)
 
     def _handle(self, entry: Entry, via: Via) -> None:
         structlog.contextvars.bind_contextvars(entry_id=entry.entry_id)
@@ -317,6 +328,12 @@ class ReportJob:
 
     def _should_stop_render(self) -> bool:
         return self.lease.lost or self.lease.cancelled or self.should_give_up()
+
+
+def _left_pending(exc: JobAbandonedError) -> None:
+    # Only past the shutdown grace with Redis away: nothing more can be written, and the
+    # entry stays pending for the consumer that reclaims it. The consumer stops cleanly.
+    log.warning("report.abandoned", error=str(exc))
 
 
 def _created_day(created_at: str | None) -> date:

@@ -157,3 +157,28 @@ class TestRedisAwayDuringAJob:
         job = wait_status(r, job_id, "completed", "failed", "dead")
         assert (job["status"], job["attempts"]) == ("completed", "1")
         assert len(storage.saved) == 1
+
+
+class TestShutdownWithRedisAway:
+    def test_past_the_grace_the_consumer_stops_cleanly(
+        self, outage: tuple[RedisServer, Settings]
+    ) -> None:
+        """Redis goes away during a render, then a stop: once the grace is over the render
+        is abandoned, nothing can be written, and the consumer still exits 0; the entry
+        stays pending for another consumer."""
+        server, settings = outage
+        renderer = HeldRenderer()
+        renderer.hold.set()
+        worker = consumer_with(
+            replace(settings, shutdown_grace_s=0.5), renderer, ScriptedStorage()
+        ).start()
+        assert renderer.started.wait(30)
+        with capture_logs() as logs:
+            server.kill()
+            result = worker.stop()
+        assert result == 0
+        assert any(e["event"] == "report.abandoned" for e in logs)
+        server.start()
+        r = redis.Redis.from_url(server.url, decode_responses=True)
+        [pending] = r.xpending_range(Keys().stream, Keys().group, "-", "+", 10)
+        assert pending["consumer"] == "test-1"
