@@ -5,6 +5,7 @@ storage are the test's (``tests/support/injected.py``)."""
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
@@ -18,12 +19,12 @@ from structlog.testing import capture_logs
 
 from agentlink.admin.devredis import RedisServer
 from agentlink.api import create_app
-from agentlink.errors import StorageUnavailableError
+from agentlink.errors import StorageConfigError, StorageUnavailableError
 from agentlink.settings import Settings
 from agentlink.stream.keys import Keys
 from consumers.outcomes import CANCELLED_ERROR
 from consumers.worker import Consumer
-from tests.conftest import submit, wait_for, wait_status
+from tests.conftest import job_hash, submit, wait_for, wait_status
 from tests.support.injected import HeldRenderer, ScriptedStorage, consumer_with
 from tests.support.settings import quick_settings
 
@@ -182,3 +183,28 @@ class TestShutdownWithRedisAway:
         r = redis.Redis.from_url(server.url, decode_responses=True)
         [pending] = r.xpending_range(Keys().stream, Keys().group, "-", "+", 10)
         assert pending["consumer"] == "test-1"
+
+
+class TestLostEntryTimeline:
+    def test_a_lost_entry_gets_none_of_the_previous_jobs_events(
+        self, client: TestClient[Any], r: redis.Redis, keys: Keys, settings: Settings
+    ) -> None:
+        """A job handed back after its render (a stop while the storage is misconfigured)
+        leaves its ``rendered`` event unwritten; the next job failed as "entry lost" has
+        only its own events."""
+        storage = ScriptedStorage(StorageConfigError("token revoked"))
+        storage.check_error = StorageConfigError("token revoked")
+        consumer = Consumer(settings, renderer=HeldRenderer(), storage=storage)
+        submit(client)
+        handling = Handling(consumer, "read").start()
+        wait_for(lambda: consumer.lease.state, 30, "the storage pause")
+        consumer.request_stop()
+        handling.join()
+        assert handling.error is None
+        lost_job = submit(client)
+        [[_, [(lost_entry, _)]]] = r.xreadgroup(keys.group, "gone", {keys.stream: ">"}, count=1)
+        r.xdel(keys.stream, lost_entry)
+        consumer.job.entry_lost(lost_entry)
+        job = job_hash(r, lost_job)
+        assert job["status"] == "failed"
+        assert [e["event"] for e in json.loads(job["events"])] == ["entry_lost"]

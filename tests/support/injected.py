@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from agentlink.errors import JobError
+from agentlink.errors import AgentLinkError
 from agentlink.jobs import JobResult, ReportSpec
 from agentlink.settings import Settings
 from consumers.render_child import RenderAbortedError
@@ -70,9 +70,9 @@ class ScriptedStorage:
 
     name = "scripted"
 
-    def __init__(self, *failures: JobError) -> None:
+    def __init__(self, *failures: AgentLinkError) -> None:
         self.failures = list(failures)
-        self.check_error: JobError | None = None
+        self.check_error: AgentLinkError | None = None
         self.saved: list[str] = []
 
     def save(self, relative_path: str, pdf: bytes) -> JobResult:
