@@ -195,13 +195,21 @@ class Renderer:
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
             )
-            parent.send((self.data, self.brand))
         except OSError as exc:  # fork/exec refused: out of memory or processes for now
             self._process = None
             parent.close()
             raise RenderFailedError(f"cannot start the render process: {exc}") from exc
         finally:
             theirs.close()
+        try:
+            parent.send((self.data, self.brand))
+        except Exception as exc:
+            # The child would wait for its settings until we exit: kill it and reap it.
+            parent.close()
+            self.kill()
+            if isinstance(exc, OSError):
+                raise RenderFailedError(f"cannot start the render process: {exc}") from exc
+            raise
         # Wait until WeasyPrint is imported: a consumer that says it started can render.
         hello: tuple[Any, ...]
         try:

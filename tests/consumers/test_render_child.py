@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -117,3 +119,33 @@ class TestRestartedChild:
         sales.unlink()
         with pytest.raises(ConfigurationError, match="cannot read the sales file"):
             renderer.start()
+
+
+def own_children() -> set[int]:
+    """Every child process of this one, zombies included (not reaped yet)."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == os.getpid():
+            found.add(int(stat.parent.name))
+    return found
+
+
+class TestStartFailure:
+    def test_a_child_whose_settings_cannot_be_sent_is_reaped(self) -> None:
+        """Sending the settings fails (here: they do not pickle): the new child is killed
+        and waited for, not left behind blocked on its socket."""
+        before = own_children()
+        renderer = Renderer(
+            brand=BrandSettings(name=threading.Lock()),  # type: ignore[arg-type]
+            timeout_s=120,
+            max_jobs=1,
+            max_rss_bytes=Settings().render_max_rss_mb * 1024 * 1024,
+        )
+        with pytest.raises(TypeError, match="pickle"):
+            renderer.start()
+        assert own_children() == before
+        assert renderer.rss_bytes() == 0
