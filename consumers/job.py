@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime
-from typing import Literal, TypeVar
+from typing import Literal
 
 import structlog
 
@@ -60,7 +60,6 @@ from consumers.storage_pause import save_while_paused
 
 log = structlog.get_logger(__name__)
 
-T = TypeVar("T")
 Via = Literal["read", "reclaim", "resume"]
 """How a consumer got an entry: read as new, reclaimed from a stalled consumer, or resumed
 from its own pending list after a restart."""
@@ -321,8 +320,6 @@ class ReportJob:
             exc_type=type(exc).__name__,
         )
         return delay
-
-    # -- outcomes --------------------------------------------------------------------------------
 
     # -- helpers ---------------------------------------------------------------------------------
 
