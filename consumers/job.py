@@ -16,9 +16,10 @@ out of time) is retried, in place, with back-off (``consumers.backoff``) while t
 keeper keeps the entry owned; nothing is left unowned in between. Anything else is a bug or
 bad data: retrying it would hold this consumer through the back-off for nothing.
 
-A job costs four round trips to Redis: the read, ``start`` (attempt, status, timeline,
-heartbeat), the lease check before storing, and ``finish`` (outcome, timeline, callback,
-stats, XACK).
+A job costs two or three round trips to Redis: ``start`` (attempt, status, timeline,
+heartbeat), the lease check before storing (only once a third of a lease has passed since
+Redis handed the entry over), and ``finish`` (outcome, timeline, callback, stats, XACK, and
+in a backlog the read of the next entry).
 """
 
 from __future__ import annotations
