@@ -47,8 +47,10 @@ class ConfigurationError(AgentLinkError):
 class StorageConfigError(ConfigurationError):
     """The storage rejects our credentials or configuration (revoked token, missing scope).
 
-    Not the job's fault: a consumer that meets it hands the job back, stops taking new
-    jobs, and re-checks the storage until it works again.
+    Not the job's fault: a consumer that meets it keeps the job (its lease renewed, its
+    status ``retrying`` while it waits), takes no new job, re-checks the storage every
+    AGENTLINK_STORAGE_RECHECK_S and stores the PDF once it works again
+    (``consumers.storage_pause``).
     """
 
 

@@ -16,18 +16,20 @@ out of time) is retried, in place, with back-off (``consumers.backoff``) while t
 keeper keeps the entry owned; nothing is left unowned in between. Anything else is a bug or
 bad data: retrying it would hold this consumer through the back-off for nothing.
 
-A job costs four round trips to Redis: the read, ``start`` (attempt, status, timeline,
-heartbeat), the lease check before storing, and ``finish`` (outcome, timeline, callback,
-stats, XACK).
+A job costs two or three round trips to Redis: ``start`` (attempt, status, timeline,
+heartbeat), the lease check before storing (only once a third of a lease has passed since
+Redis handed the entry over), and ``finish`` (outcome, timeline, callback, stats, XACK, and
+in a backlog the read of the next entry).
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime
-from typing import Literal, TypeVar
+from typing import Literal
 
 import structlog
 
@@ -59,7 +61,6 @@ from consumers.storage_pause import save_while_paused
 
 log = structlog.get_logger(__name__)
 
-T = TypeVar("T")
 Via = Literal["read", "reclaim", "resume"]
 """How a consumer got an entry: read as new, reclaimed from a stalled consumer, or resumed
 from its own pending list after a restart."""
@@ -108,8 +109,19 @@ class ReportJob:
         stalled consumer) or ``resume`` (this consumer's own, left by its previous run).
         """
         self.rec.start()
-        self._handle(entry, via)
+        try:
+            self._handle(entry, via)
+        except JobAbandonedError as exc:
+            _left_pending(exc)
+            return None
         return self.rec.next_entry
+
+    def entry_lost(self, entry_id: str) -> None:
+        """XAUTOCLAIM reported ``entry_id`` deleted from the stream: fail its job."""
+        try:
+            self.rec.entry_lost(entry_id)
+        except JobAbandonedError as exc:
+            _left_pending(exc)
 
     def _handle(self, entry: Entry, via: Via) -> None:
         structlog.contextvars.bind_contextvars(entry_id=entry.entry_id)
@@ -161,7 +173,11 @@ class ReportJob:
         restore = restored_job_fields(job_id, spec, entry.fields, now=now_iso())
         while True:
             claimed = self.rec.steps.event("claimed", deliveries=entry.deliveries)
-            started = self.records.start(job_id, entry.entry_id, claimed, restore=restore)
+            started = self.rec.persist(
+                functools.partial(
+                    self.records.start, job_id, entry.entry_id, claimed, restore=restore
+                )
+            )
             if started.attempt < 0:
                 # Another consumer recorded the outcome meanwhile (this one stalled, or an
                 # earlier outcome write of ours landed although it reported an error).
@@ -179,26 +195,38 @@ class ReportJob:
                 suburb=spec.suburb,
                 state=spec.state.value,
             )
-            attempt_started = time.monotonic()
+            delay_s = self._attempt(entry, job_id, spec, started)
+            if delay_s is None:
+                return
+            # Outside the attempt's error handlers: a cancel here is recorded like any other.
             try:
-                self._make(entry, job_id, spec, started, attempt_started)
-                return
-            except (JobAbandonedError, ServiceUnavailableError):
-                raise
+                self.rec.wait(delay_s)
             except JobCancelledError:
-                self.rec.record(entry, job_id, kind, self.rec.outcome(Status.CANCELLED))
+                self.rec.cancelled(entry, job_id, kind)
                 return
-            except PermanentJobError as exc:
-                self.rec.fail(entry, job_id, kind, attempt, str(exc))
-                return
-            except TransientJobError as exc:
-                if self._retry_later(entry, job_id, kind, attempt, exc):
-                    return
-            except Exception as exc:  # a bug must not look like an outage
-                # No adapter translated it, so nothing says a later attempt would differ.
-                log.exception("report.unexpected_error", exc_type=type(exc).__name__)
-                self.rec.fail(entry, job_id, kind, attempt, str(UnexpectedJobError.wrap(exc)))
-                return
+
+    def _attempt(
+        self, entry: Entry, job_id: str, spec: ReportSpec, started: Started
+    ) -> float | None:
+        """Make the report once; None once an outcome is recorded, else the back-off to
+        wait before the next attempt (a transient error, recorded)."""
+        kind = spec.kind.value
+        attempt = started.attempt
+        try:
+            self._make(entry, job_id, spec, started, time.monotonic())
+        except (JobAbandonedError, ServiceUnavailableError):
+            raise
+        except JobCancelledError:
+            self.rec.cancelled(entry, job_id, kind)
+        except PermanentJobError as exc:
+            self.rec.fail(entry, job_id, kind, attempt, str(exc))
+        except TransientJobError as exc:
+            return self._retry_later(entry, job_id, kind, attempt, exc)
+        except Exception as exc:  # a bug must not look like an outage
+            # No adapter translated it, so nothing says a later attempt would differ.
+            log.exception("report.unexpected_error", exc_type=type(exc).__name__)
+            self.rec.fail(entry, job_id, kind, attempt, str(UnexpectedJobError.wrap(exc)))
+        return None
 
     def _make(
         self, entry: Entry, job_id: str, spec: ReportSpec, attempt: Started, started: float
@@ -223,7 +251,7 @@ class ReportJob:
         )
         # Store only while we still own the entry and nobody recorded an outcome meanwhile.
         rendered = self.rec.steps.event("rendered", seconds=render_s)
-        checkpoint = self.lease.checkpoint(rendered)
+        checkpoint = self.rec.persist(lambda: self.lease.checkpoint(rendered))
         if checkpoint is None:  # not written by a renewal: it goes with the next write
             self.rec.unwritten.append(rendered)
         if checkpoint is Checkpoint.FINISHED:
@@ -262,15 +290,15 @@ class ReportJob:
 
     def _retry_later(
         self, entry: Entry, job_id: str, kind: str, attempt: int, exc: TransientJobError
-    ) -> bool:
-        """Record a transient failure and wait out the back-off; True once it gave up (the
-        entry is dead-lettered) instead."""
+    ) -> float | None:
+        """Record a transient failure; the back-off to wait before the next attempt, or None
+        once it gave up (the entry is dead-lettered) instead."""
         error = str(exc) or type(exc).__name__
         record = error_record(attempt, self.records.name, error, transient=True)
         if attempt >= self.settings.max_attempts:
             reason = f"gave up after {attempt} attempts: {error}"
             self.rec.dead(entry, job_id, reason, kind, cause="attempts", record=record)
-            return True
+            return None
         delay = backoff_s(
             attempt,
             base_s=self.settings.retry_base_s,
@@ -292,15 +320,18 @@ class ReportJob:
             retry_in_s=round(delay, 2),
             exc_type=type(exc).__name__,
         )
-        self.rec.wait(delay)
-        return False
-
-    # -- outcomes --------------------------------------------------------------------------------
+        return delay
 
     # -- helpers ---------------------------------------------------------------------------------
 
     def _should_stop_render(self) -> bool:
         return self.lease.lost or self.lease.cancelled or self.should_give_up()
+
+
+def _left_pending(exc: JobAbandonedError) -> None:
+    # Only past the shutdown grace with Redis away: nothing more can be written, and the
+    # entry stays pending for the consumer that reclaims it. The consumer stops cleanly.
+    log.warning("report.abandoned", error=str(exc))
 
 
 def _created_day(created_at: str | None) -> date:

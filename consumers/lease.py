@@ -72,7 +72,6 @@ class LeaseKeeper:
         self.state = ""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="lease-keeper", daemon=True)
-        self.renewals = 0
         self._held_since = 0.0
         self._confirmed_at = 0.0
         """``time.monotonic()`` when this consumer last knew it owned the entry (0: never)."""
@@ -243,8 +242,6 @@ class LeaseKeeper:
             try:
                 renewed = JobEvent(event="renewed", at=now_iso(), consumer=self.member.name)
                 outcome = self.renew(event=renewed if self.report_jobs else None)
-                if outcome in {Checkpoint.OWNED, Checkpoint.CANCELLED}:
-                    self.renewals += 1
                 if outcome in {Checkpoint.LOST, Checkpoint.DELETED}:
                     log.warning("lease.lost", entry_id=self._entry_id, deleted=self.deleted)
                 if outcome is Checkpoint.CANCELLED:

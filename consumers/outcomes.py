@@ -74,6 +74,9 @@ class JobRecorder:
 
     def entry_lost(self, entry_id: str) -> None:
         """XAUTOCLAIM reported a pending entry deleted from the stream: fail its job."""
+        # Only its own event: what an attempt left unwritten may be another job's (one handed
+        # back before XAUTOCLAIM reported this entry).
+        self.unwritten.clear()
         job_id = self.persist(lambda: self.records.job_for_entry(entry_id))
         error = "entry lost: the stream entry was deleted before it was processed; submit again"
         outcome = self.outcome(Status.FAILED, error=error, events=["entry_lost"])
@@ -137,6 +140,10 @@ class JobRecorder:
         event = self.steps.event("failed", attempt=attempt, detail=error)
         outcome = self.outcome(Status.FAILED, error=error, events=[event], record=record)
         self.record(entry, job_id, kind, outcome, error=error)
+
+    def cancelled(self, entry: Entry, job_id: str, kind: str) -> None:
+        """Record the job cancelled: its cancel was requested while this consumer made it."""
+        self.record(entry, job_id, kind, self.outcome(Status.CANCELLED))
 
     def dead(
         self,

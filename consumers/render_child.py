@@ -33,7 +33,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 import structlog
 
 from agentlink import errors
-from agentlink.errors import ConfigurationError, JobError, RenderFailedError, UnexpectedJobError
+from agentlink.errors import (
+    ConfigurationError,
+    DataSourceRejectedError,
+    DataSourceUnavailableError,
+    JobError,
+    RenderFailedError,
+    UnexpectedJobError,
+)
 from agentlink.jobs import ReportSpec
 from agentlink.report_settings import BrandSettings, DataSettings
 from consumers import metrics
@@ -74,6 +81,9 @@ def _child_main(conn: multiprocessing.connection.Connection) -> None:
     """The render process: receive its settings ``(data, brand)``, then answer (spec,
     job_id, generated_at) requests until told to stop.
 
+    First ``("ready", pid)``, or ``("config", class name, message)`` when the data source
+    cannot be read or parsed (the class tells a file unreadable now from rows it rejects).
+
     Replies: ``("ok", report)``, or ``("error", class name, message, traceback)`` where the
     class is one of ``agentlink.errors`` (an exception outside that tree is reported as
     ``UnexpectedJobError`` with its own type in the message).
@@ -93,7 +103,7 @@ def _child_main(conn: multiprocessing.connection.Connection) -> None:
         # naming the file and line, instead of failing every job; and no job pays for it.
         prepare(source)
     except (errors.ConfigurationError, errors.JobError) as exc:
-        conn.send(("config", str(exc)))
+        conn.send(("config", type(exc).__name__, str(exc)))
         return
     conn.send(("ready", os.getpid()))
     while True:
@@ -185,13 +195,21 @@ class Renderer:
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
             )
-            parent.send((self.data, self.brand))
         except OSError as exc:  # fork/exec refused: out of memory or processes for now
             self._process = None
             parent.close()
             raise RenderFailedError(f"cannot start the render process: {exc}") from exc
         finally:
             theirs.close()
+        try:
+            parent.send((self.data, self.brand))
+        except Exception as exc:
+            # The child would wait for its settings until we exit: kill it and reap it.
+            parent.close()
+            self.kill()
+            if isinstance(exc, OSError):
+                raise RenderFailedError(f"cannot start the render process: {exc}") from exc
+            raise
         # Wait until WeasyPrint is imported: a consumer that says it started can render.
         hello: tuple[Any, ...]
         try:
@@ -201,7 +219,7 @@ class Renderer:
         if hello[0] != "ready":
             self.kill()
             if hello[0] == "config":
-                raise ConfigurationError(hello[1])
+                raise _source_error(hello)
             if hello[0] == "died":
                 raise RenderFailedError("the render process died while starting")
             raise RenderFailedError(
@@ -211,7 +229,16 @@ class Renderer:
         return parent
 
     def start(self) -> None:
-        """Start the child now, so the first job does not wait for WeasyPrint to import."""
+        """Start the child now, so the first job does not wait for WeasyPrint to import.
+
+        ``ConfigurationError`` if the data source cannot be read or parsed: a worker refuses
+        to start on it, naming the file and line."""
+        try:
+            self._ensure_started()
+        except (DataSourceRejectedError, DataSourceUnavailableError) as exc:
+            raise ConfigurationError(str(exc)) from exc
+
+    def _ensure_started(self) -> None:
         if self._process is None or self._process.poll() is not None:
             self._start()
 
@@ -237,9 +264,11 @@ class Renderer:
         """Render in the child. Job errors come back as they were raised there, any other
         exception as ``UnexpectedJobError`` (permanent); a crash or timeout is
         ``RenderFailedError`` (transient); ``should_abort()`` turning true kills the child
-        and raises ``RenderAbortedError``. ``ConfigurationError``: a new child found the
-        sales file malformed."""
-        self.start()
+        and raises ``RenderAbortedError``. A new child (the last one was recycled or died)
+        that cannot read the sales file raises what the running child would have: rows it
+        rejects are ``DataSourceRejectedError`` (permanent), a file it cannot read now is
+        ``DataSourceUnavailableError`` (transient)."""
+        self._ensure_started()
         conn = self._conn
         assert conn is not None
         try:
@@ -313,6 +342,16 @@ class Renderer:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._process.wait(5)
         self.kill()
+
+
+def _source_error(reply: tuple[Any, ...]) -> Exception:
+    """The error a child that could not prepare its data source reported (``("config",
+    class name, message)``), as its class."""
+    _, name, message = reply
+    cls = getattr(errors, name, None)
+    if isinstance(cls, type) and issubclass(cls, JobError):
+        return cls(message)
+    return ConfigurationError(message)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,6 +4,10 @@ Each child is a plain ``python -m consumers --slot K`` process with the stable c
 name ``<AGENTLINK_CONSUMER_NAME>-K``, so a restarted child first resumes its own pending
 entries. SIGTERM/SIGINT are forwarded; every child finishes (or hands back) its job within
 the shutdown grace period, and the supervisor exits 0 once all have stopped.
+
+A child that exits 2 refused its configuration (a bad setting, a sales file it cannot read
+or parse, a consumer name another live process holds): every restart would refuse it
+again, so the supervisor stops the others and exits 2 too.
 """
 
 from __future__ import annotations
@@ -19,6 +23,9 @@ import structlog
 
 log = structlog.get_logger(__name__)
 
+CONFIGURATION_EXIT = 2
+"""The exit code of a consumer that refuses its configuration (``consumers.__main__``)."""
+
 
 class Supervisor:
     """Keeps ``concurrency`` consumer processes running until told to stop."""
@@ -28,6 +35,7 @@ class Supervisor:
         self.children: dict[int, subprocess.Popen[bytes]] = {}
         self.restart_delay_s: dict[int, float] = {}
         self.stopping = threading.Event()
+        self.exit_code = 0
 
     def _spawn(self, slot: int) -> None:
         child = subprocess.Popen([sys.executable, "-m", "consumers", "--slot", str(slot)])
@@ -58,6 +66,10 @@ class Supervisor:
                 if self.stopping.is_set():
                     del self.children[slot]
                     continue
+                if code == CONFIGURATION_EXIT:
+                    del self.children[slot]
+                    self._refused(slot)
+                    continue
                 delay = self.restart_delay_s.get(slot, 0.5)
                 log.error("worker.child_died", slot=slot, exit_code=code, restart_in_s=delay)
                 self.stopping.wait(delay)
@@ -67,6 +79,17 @@ class Supervisor:
                     continue
                 self._spawn(slot)
             if self.stopping.is_set() and not self.children:
-                log.info("worker.stopped")
-                return 0
+                log.info("worker.stopped", exit_code=self.exit_code)
+                return self.exit_code
             time.sleep(0.2)
+
+    def _refused(self, slot: int) -> None:
+        """Stop everything: the child refused the configuration, which all children share."""
+        log.error(
+            "worker.child_misconfigured",
+            slot=slot,
+            exit_code=CONFIGURATION_EXIT,
+            hint="fix the setting the child named above; not restarting",
+        )
+        self.exit_code = CONFIGURATION_EXIT
+        self._stop(signal.SIGTERM, None)

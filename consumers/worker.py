@@ -157,7 +157,7 @@ class Consumer(StreamMember):
         cursor, entry, deleted = self.member.reclaim(self._claim_cursor, self.settings.lease_ms)
         self._claim_cursor = cursor
         for entry_id in deleted:
-            self.job.rec.entry_lost(entry_id)
+            self.job.entry_lost(entry_id)
         if entry is None:
             return False
         self._handle(entry, via="reclaim")

@@ -14,15 +14,16 @@ def data_check(suburb: str | None, state: str | None) -> int:
     from agentlink.reports.check import check_lines
 
     try:
-        settings = Settings.from_env()
         wanted = AuState(state.strip().upper()) if state else None
+    except ValueError:
+        print(f"agentlink data check: --state must be one of {', '.join(AuState)}")
+        return 1
+    try:
+        settings = Settings.from_env()
         if (suburb is None) != (wanted is None):
             raise ConfigurationError("--suburb and --state go together")
         for line in check_lines(settings.data, suburb, wanted):
             print(line)
-    except ValueError:
-        print(f"agentlink data check: --state must be one of {', '.join(AuState)}")
-        return 1
     except AgentLinkError as exc:
         print(f"agentlink data check: FAIL: {exc}")
         return 1

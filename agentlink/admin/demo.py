@@ -24,11 +24,13 @@ from typing import Any
 
 from agentlink.admin.devredis import RedisServer, free_port
 from agentlink.errors import RedisCommandError, ServiceUnavailableError
+from agentlink.jobs import Status
 from agentlink.observe.redaction import redact_url
 from agentlink.reports.harfbuzz import HARFBUZZ_SUBSET_HINT, harfbuzz_subset_available
 from agentlink.settings import Settings
 
 _TIMEOUT_S = 300.0
+_FINISHED = frozenset(status.value for status in Status if status.finished)
 
 
 def _redis_answers(url: str) -> bool:
@@ -173,19 +175,20 @@ def run_demo(settings: Settings) -> int:
         shutil.rmtree(state_dir, ignore_errors=True)
 
 
-def _wait_for_jobs(base: str, jobs: dict[str, str]) -> dict[str, dict[str, Any]]:
+def _wait_for_jobs(
+    base: str, jobs: dict[str, str], timeout_s: float = _TIMEOUT_S
+) -> dict[str, dict[str, Any]]:
+    """The record of each job (by kind) once it is finished, or a stand-in after ``timeout_s``."""
     finals: dict[str, dict[str, Any]] = {}
-    deadline = time.monotonic() + _TIMEOUT_S
+    deadline = time.monotonic() + timeout_s
     while len(finals) < len(jobs) and time.monotonic() < deadline:
         for kind, job_id in jobs.items():
             if kind in finals:
                 continue
             code, record = _http("GET", f"{base}/api/job-status/{job_id}")
-            if code == 200 and record.get("status") in {"completed", "failed", "dead"}:
+            if code == 200 and record.get("status") in _FINISHED:
                 finals[kind] = record
         time.sleep(0.3)
     for kind, job_id in jobs.items():
-        finals.setdefault(
-            kind, {"status": f"not finished after {_TIMEOUT_S:g} s", "job_id": job_id}
-        )
+        finals.setdefault(kind, {"status": f"not finished after {timeout_s:g} s", "job_id": job_id})
     return finals

@@ -95,7 +95,8 @@ def cancel_job(client: Any, keys: Keys, settings: Settings, given: str) -> int:
     else:
         print(
             f"cancel requested for job {job_id} ({status}): its worker stops within "
-            f"{settings.lease_s / 3:g} s and records it cancelled, storing nothing"
+            f"{settings.lease_s / 3:g} s and records it cancelled, storing nothing, unless "
+            "its report is rendered already (then it completes)"
         )
     return 0
 

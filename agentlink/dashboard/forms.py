@@ -62,7 +62,8 @@ async def _cancel_step(
         "It is queued: it will be cancelled at once and never made."
         if status is Status.QUEUED
         else "It is being made: its worker stops the render at its next lease renewal "
-        "(within a few seconds), stores nothing, and records it cancelled."
+        "(within a few seconds), stores nothing, and records it cancelled; a report "
+        "rendered already is stored and the job completes."
     )
     return _confirm(
         request,

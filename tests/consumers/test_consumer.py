@@ -158,3 +158,22 @@ class TestIdentity:
         second = processes.start(["-m", "consumers", "--slot", "1"], settings_env(settings), "dup")
         assert second.wait(60) == 2
         assert "held by another live process" in processes.log("dup")
+
+
+class TestSupervisor:
+    def test_children_refusing_their_configuration_are_not_restarted(
+        self, settings: Settings, processes: Processes, tmp_path: Path
+    ) -> None:
+        """`--concurrency 2` with a sales file that does not parse: each child exits 2, the
+        supervisor restarts neither, says why, and exits 2."""
+        sales = tmp_path / "broken.csv"
+        sales.write_text("sold_date,address\nnot-a-date,1 Road\n")
+        worker = processes.start(
+            ["-m", "consumers", "--concurrency", "2"],
+            settings_env(settings, AGENTLINK_SALES_CSV=str(sales)),
+            "worker",
+        )
+        assert worker.wait(90) == 2
+        log = processes.log("worker")
+        assert "worker.child_misconfigured" in log
+        assert log.count("worker.child_started") == 2

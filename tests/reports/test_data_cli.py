@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from agentlink.cli import main
+from tests.conftest import ROOT
 
 HEADER = (
     "sold_date,address,suburb,state,postcode,price,property_type,bedrooms,days_on_market,"
@@ -108,3 +112,23 @@ class TestDataCheck:
         code, out = check(monkeypatch, capsys, "--suburb", "Manly", "--state", "XX")
         assert code == 1
         assert "--state must be one of NSW" in out
+
+    def test_only_a_bad_state_is_blamed_on_the_state(self, tmp_path: Path) -> None:
+        """A ValueError that is not about --state (here: a suburb name the terminal cannot
+        encode) is not reported as a bad --state."""
+        path = tmp_path / "export.csv"
+        path.write_text(
+            HEADER + "2026-03-01,1 A St,Pâquerette,NSW,2095,900000,house,3,20,Ann Lee,Bluegum\n"
+        )
+        done = subprocess.run(
+            [sys.executable, "-m", "agentlink", "data", "check"],
+            env={**os.environ, "AGENTLINK_SALES_CSV": str(path), "PYTHONIOENCODING": "ascii"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=ROOT,
+            check=False,
+        )
+        assert done.returncode != 0
+        assert "--state must be one of" not in done.stdout + done.stderr
+        assert "UnicodeEncodeError" in done.stderr

@@ -151,10 +151,11 @@ async def job_cancel(
 ) -> JobRecord:
     """Cancel a job that is not finished: a queued job becomes `cancelled` at once and is
     never made; a job being made gets `cancel_requested`, and its worker stops the render
-    within a third of a lease (AGENTLINK_LEASE_S) and records `cancelled`, storing nothing.
-    Either way its callback is sent with status `cancelled`. The answer is the job's record;
-    409 once the job is finished. Only the key that created the job (or an operator key)
-    may cancel it."""
+    within a third of a lease (AGENTLINK_LEASE_S) and records `cancelled`, storing nothing;
+    once its report is rendered and being stored, the cancel comes too late and the job
+    completes. Its callback is sent with the status the job ends with. The answer is the
+    job's record; 409 once the job is finished. Only the key that created the job (or an
+    operator key) may cancel it."""
     settings: Settings = request.app.state.settings
     caller: Caller = request.state.caller
     rate = limits.caller_rate(store.keys, settings, caller)
