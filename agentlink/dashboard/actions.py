@@ -1,14 +1,16 @@
 """What the dashboard's buttons do: cancel a job, make a finished one again as a new job,
-and queue dead letters (of reports or of callbacks) again.
+and queue dead letters (of reports or of callbacks) again, one or all.
 
 Each is the script the CLI and the API run, with options built by the same function
 (``records.cancel_call``, ``deadletters.replay_call``, ``deadletters.callback_replay_call``),
-so the dashboard cannot drift from them. Replaying every dead letter goes a page at a time,
-the page's scripts pipelined: 10,000 letters are 40 round trips, never one list in memory.
+so the dashboard cannot drift from them. Replaying every dead letter (or dead callback) goes
+a page at a time, the page's scripts pipelined: 10,000 letters are 40 round trips, never
+one list in memory.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,36 +97,35 @@ class ReplayedAll:
     """Letters left in place: no consumer could ever read them."""
 
 
-async def _page_after(store: JobStore, after: str, until: str) -> list[Any]:
-    """The oldest ``REPLAY_PAGE`` dead letters after the letter ``after``, up to ``until``."""
+async def _page_after(store: JobStore, dead: str, after: str, until: str) -> list[Any]:
+    """The oldest ``REPLAY_PAGE`` entries of ``dead`` after ``after``, up to ``until``."""
     start = next_id(after) if after else "-"
-    rows: Any = await store.run(
-        lambda: store.client.xrange(store.keys.dead, start, until, count=REPLAY_PAGE)
-    )
+    rows: Any = await store.run(lambda: store.client.xrange(dead, start, until, count=REPLAY_PAGE))
     return list(rows)
 
 
-async def replay_all(store: JobStore) -> ReplayedAll:
-    """Queue every dead letter there was when it started again, oldest first, a page per
-    round trip; letters added meanwhile (a replayed job dying again) wait for the next."""
-    script = store.client.register_script(source("replay.lua"))
+async def _replay_every(
+    store: JobStore, dead: str, script_name: str, call_of: Callable[[str, Any], ReplayCall]
+) -> ReplayedAll:
+    """Run ``script_name`` for every entry ``dead`` held when this started, oldest first, a
+    page per round trip; entries added meanwhile (a replayed job dying again) wait for the
+    next time. ``call_of`` raising ``InvalidJobError`` leaves an entry where it is."""
+    script = store.client.register_script(source(script_name))
     replayed = unreadable = 0
-    newest: Any = await store.run(
-        lambda: store.client.xrevrange(store.keys.dead, "+", "-", count=1)
-    )
+    newest: Any = await store.run(lambda: store.client.xrevrange(dead, "+", "-", count=1))
     if not newest:
         return ReplayedAll(replayed, unreadable)
     until = str(newest[0][0])
     after = ""
     while True:
-        rows = await _page_after(store, after, until)
+        rows = await _page_after(store, dead, after, until)
         if not rows:
             return ReplayedAll(replayed, unreadable)
         after = str(rows[-1][0])
         calls = []
         for dead_id, fields in rows:
             try:
-                calls.append(replay_call(store.keys, str(dead_id), fields))
+                calls.append(call_of(str(dead_id), fields))
             except InvalidJobError:
                 unreadable += 1
 
@@ -135,6 +136,27 @@ async def replay_all(store: JobStore) -> ReplayedAll:
             return await pipe.execute()
 
         replayed += sum(1 for new_id in await store.run(run_page) if new_id)
+
+
+async def replay_all(store: JobStore) -> ReplayedAll:
+    """Queue every dead letter there was when it started again (``lua/replay.lua``)."""
+    return await _replay_every(
+        store,
+        store.keys.dead,
+        "replay.lua",
+        lambda dead_id, fields: replay_call(store.keys, dead_id, fields),
+    )
+
+
+async def replay_all_callbacks(store: JobStore) -> ReplayedAll:
+    """Send every dead callback there was when it started again
+    (``lua/callback_replay.lua``)."""
+    return await _replay_every(
+        store,
+        store.keys.callbacks.dead,
+        "callback_replay.lua",
+        lambda dead_id, _: callback_replay_call(store.keys, dead_id),
+    )
 
 
 async def replay_callback(store: JobStore, dead_id: str) -> str | None:

@@ -23,6 +23,7 @@ _FLASH = {
     "replayed-all": "Every readable dead letter was queued again.",
     "gone": "That dead letter is gone (replayed or purged meanwhile).",
     "sent": "Callback queued for delivery again.",
+    "sent-all": "Every dead callback was queued for delivery again.",
 }
 
 

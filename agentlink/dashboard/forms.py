@@ -241,6 +241,37 @@ async def callback_replay(
     return Redirect(f"{BASE}/callbacks?done={'sent' if new_id else 'gone'}", status_code=303)
 
 
+def _callbacks_all_step(request: Request[Any, Any, Any]) -> Response[Any]:
+    return _confirm(
+        request,
+        "callbacks",
+        title="Send every dead callback again?",
+        lines=[
+            "Each goes back to the notifiers as a first attempt, with its own delivery id, "
+            "oldest first. Fix what made the receivers refuse them first, or they come back."
+        ],
+        button="Send them all again",
+        back=f"{BASE}/callbacks",
+    )
+
+
+@get("/callbacks/replay-all", name="dashboard_callbacks_all_step")
+async def callbacks_all_step(request: Request[Any, Any, Any]) -> Response[Any]:
+    """What sending every dead callback again will do, and the form that does it."""
+    return _callbacks_all_step(request)
+
+
+@post("/callbacks/replay-all", name="dashboard_callbacks_all", status_code=303)
+async def callbacks_all(
+    request: Request[Any, Any, Any], store: NamedDependency[JobStore]
+) -> Response[Any]:
+    """Send every dead callback again; back to the dead callbacks."""
+    if not await _confirmed(request):
+        return _callbacks_all_step(request)
+    await actions.replay_all_callbacks(store)
+    return Redirect(f"{BASE}/callbacks?done=sent-all", status_code=303)
+
+
 HANDLERS = [
     cancel_step,
     cancel,
@@ -252,4 +283,6 @@ HANDLERS = [
     replay_all,
     callback_step,
     callback_replay,
+    callbacks_all_step,
+    callbacks_all,
 ]

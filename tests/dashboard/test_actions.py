@@ -244,3 +244,19 @@ class TestCallbackReplay:
         assert msgspec.json.decode(r.xrange(keys.callbacks.stream)[0][1]["record"]) == {
             "job_id": "job-9"
         }
+
+    def test_all_from_the_dashboard(self, ops: TestClient[Any], r: redis.Redis, keys: Keys) -> None:
+        """ "Send all again" (after its confirmation step) queues every dead callback, oldest
+        first, each with its own delivery id."""
+        dead_ids = [_dead_callback(r, keys) for _ in range(3)]
+        assert "/dashboard/callbacks/replay-all" in ops.get("/dashboard/callbacks").text
+        step = ops.get("/dashboard/callbacks/replay-all")
+        assert "Send every dead callback again?" in step.text
+        assert r.xlen(keys.callbacks.dead) == 3
+        answer = ops.post("/dashboard/callbacks/replay-all", data=CONFIRM, follow_redirects=False)
+        assert answer.headers["location"] == "/dashboard/callbacks?done=sent-all"
+        assert r.xlen(keys.callbacks.dead) == 0
+        sent = r.xrange(keys.callbacks.stream)
+        assert len(sent) == len(dead_ids)
+        assert {fields["attempt"] for _, fields in sent} == {"1"}
+        assert r.xlen(keys.dead) == 0

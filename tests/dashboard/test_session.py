@@ -257,6 +257,7 @@ class TestCsrf:
             "/dead/{dead_id:str}/replay": f"/dashboard/dead/{dead_id}/replay",
             "/dead/replay-all": "/dashboard/dead/replay-all",
             "/callbacks/{dead_id:str}/replay": f"/dashboard/callbacks/{dead_id}/replay",
+            "/callbacks/replay-all": "/dashboard/callbacks/replay-all",
             "/logout": "/dashboard/logout",
         }
         posts = {
