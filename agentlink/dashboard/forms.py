@@ -2,16 +2,20 @@
 to confirm it; the POST of that form (with the session's CSRF token, checked before any
 handler runs, and ``confirm=yes``) does it, then goes back to a page that shows the result.
 
-A POST without ``confirm=yes`` only shows the confirmation step again.
+A POST without ``confirm=yes`` only shows the confirmation step again. Each action is a
+``ConfirmedAction`` (its path, what its step says, what it does); ``routes`` makes the GET
+and the POST of every one the same way.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from litestar import Request, Response, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath
+from litestar.handlers import HTTPRouteHandler
 from litestar.response import Redirect
 
 from agentlink.api.errors import ApiError
@@ -22,17 +26,29 @@ from agentlink.dashboard.render import clock, html, short
 from agentlink.errors import InvalidJobError
 from agentlink.jobs import Status
 
+AnyRequest = Request[Any, Any, Any]
+Step = Callable[[AnyRequest, JobStore, str], Awaitable[Response[Any]]]
+Act = Callable[[AnyRequest, JobStore, str], Awaitable[str]]
 
-def _confirm(request: Request[Any, Any, Any], nav: str, **values: Any) -> Response[Any]:
+
+@dataclass(frozen=True, slots=True)
+class ConfirmedAction:
+    """One action of the dashboard, under ``BASE``."""
+
+    path: str
+    """With at most one path parameter: the job or dead letter acted on."""
+    name: str
+    step: Step
+    """The confirmation page (what will happen, and the form that does it)."""
+    act: Act
+    """Do it; returns where to go next."""
+
+
+def _confirm(request: AnyRequest, nav: str, **values: Any) -> Response[Any]:
     """The confirmation step: ``title``, ``lines``, ``button``, ``back``, ``possible``."""
     values.setdefault("possible", True)
     values.setdefault("danger", False)
     return html("confirm.html", **context(request, nav=nav, action=request.url.path, **values))
-
-
-async def _confirmed(request: Request[Any, Any, Any]) -> bool:
-    form = await request.form()
-    return form.get("confirm") == "yes"
 
 
 def _describe(view: reads.JobView) -> str:
@@ -43,9 +59,10 @@ def _describe(view: reads.JobView) -> str:
     )
 
 
-async def _cancel_step(
-    request: Request[Any, Any, Any], store: JobStore, job_id: str
-) -> Response[Any]:
+# -- cancel, re-run ---------------------------------------------------------------------------
+
+
+async def _cancel_step(request: AnyRequest, store: JobStore, job_id: str) -> Response[Any]:
     view = await reads.read_job(store, job_id)
     status = view.record.status
     back = f"{BASE}/jobs/{job_id}"
@@ -80,30 +97,15 @@ async def _cancel_step(
     )
 
 
-@get("/jobs/{job_id:str}/cancel", name="dashboard_cancel_step")
-async def cancel_step(
-    job_id: FromPath[str], request: Request[Any, Any, Any], store: NamedDependency[JobStore]
-) -> Response[Any]:
-    """What cancelling the job will do, and the form that does it."""
-    return await _cancel_step(request, store, job_id)
-
-
-@post("/jobs/{job_id:str}/cancel", name="dashboard_cancel", status_code=303)
-async def cancel(
-    job_id: FromPath[str], request: Request[Any, Any, Any], store: NamedDependency[JobStore]
-) -> Response[Any]:
+async def _cancel(request: AnyRequest, store: JobStore, job_id: str) -> str:
     """Cancel the job (``lua/cancel.lua``); back to its page."""
-    if not await _confirmed(request):
-        return await _cancel_step(request, store, job_id)
     done = await actions.cancel(store, job_id, ttl_s=settings_of(request).job_ttl_s)
     if done.verdict == "missing":
         await reads.read_job(store, job_id)  # 404 page
-    return Redirect(f"{BASE}/jobs/{job_id}?done={done.verdict}", status_code=303)
+    return f"{BASE}/jobs/{job_id}?done={done.verdict}"
 
 
-async def _rerun_step(
-    request: Request[Any, Any, Any], store: JobStore, job_id: str
-) -> Response[Any]:
+async def _rerun_step(request: AnyRequest, store: JobStore, job_id: str) -> Response[Any]:
     view = await reads.read_job(store, job_id)
     back = f"{BASE}/jobs/{job_id}"
     if not view.record.status.finished:
@@ -129,160 +131,135 @@ async def _rerun_step(
     )
 
 
-@get("/jobs/{job_id:str}/rerun", name="dashboard_rerun_step")
-async def rerun_step(
-    job_id: FromPath[str], request: Request[Any, Any, Any], store: NamedDependency[JobStore]
-) -> Response[Any]:
-    """What re-running the job will do, and the form that does it."""
-    return await _rerun_step(request, store, job_id)
-
-
-@post("/jobs/{job_id:str}/rerun", name="dashboard_rerun", status_code=303)
-async def rerun(
-    job_id: FromPath[str], request: Request[Any, Any, Any], store: NamedDependency[JobStore]
-) -> Response[Any]:
+async def _rerun(_request: AnyRequest, store: JobStore, job_id: str) -> str:
     """Queue the job's request again as a new job; on to the new job's page."""
-    if not await _confirmed(request):
-        return await _rerun_step(request, store, job_id)
     try:
         new_id = await actions.rerun(store, job_id)
     except InvalidJobError as exc:
         raise ApiError(409, str(exc)) from exc
-    return Redirect(f"{BASE}/jobs/{new_id}?done=rerun", status_code=303)
+    return f"{BASE}/jobs/{new_id}?done=rerun"
 
 
-def _replay_step(request: Request[Any, Any, Any], dead_id: str) -> Response[Any]:
-    return _confirm(
-        request,
-        "dead",
-        title=f"Replay dead letter {dead_id}?",
-        lines=["Its job is queued again under the same job id; the dead letter is removed."],
-        button="Replay it",
-        back=f"{BASE}/dead",
-    )
+# -- dead letters, dead callbacks ---------------------------------------------------------------
 
 
-@get("/dead/{dead_id:str}/replay", name="dashboard_replay_step")
-async def replay_step(dead_id: FromPath[str], request: Request[Any, Any, Any]) -> Response[Any]:
-    """What replaying the dead letter will do, and the form that does it."""
-    return _replay_step(request, dead_id)
+def _simple_step(nav: str, title: str, effect: str, button: str) -> Step:
+    """A confirmation step that needs nothing read first (``{id}`` in ``title`` is the
+    letter's id)."""
+
+    async def step(request: AnyRequest, _store: JobStore, dead_id: str) -> Response[Any]:
+        return _confirm(
+            request,
+            nav,
+            title=title.format(id=dead_id),
+            lines=[effect],
+            button=button,
+            back=f"{BASE}/{nav}",
+        )
+
+    return step
 
 
-@post("/dead/{dead_id:str}/replay", name="dashboard_replay", status_code=303)
-async def replay(
-    dead_id: FromPath[str], request: Request[Any, Any, Any], store: NamedDependency[JobStore]
-) -> Response[Any]:
+async def _replay(_request: AnyRequest, store: JobStore, dead_id: str) -> str:
     """Queue the dead letter's job again; back to the dead letters."""
-    if not await _confirmed(request):
-        return _replay_step(request, dead_id)
     new_id = await actions.replay(store, dead_id)
-    return Redirect(f"{BASE}/dead?done={'replayed' if new_id else 'gone'}", status_code=303)
+    return f"{BASE}/dead?done={'replayed' if new_id else 'gone'}"
 
 
-def _replay_all_step(request: Request[Any, Any, Any]) -> Response[Any]:
-    return _confirm(
-        request,
-        "dead",
-        title="Replay every dead letter?",
-        lines=[
-            "Every dead letter's job is queued again under its own job id, oldest first; "
-            "letters no worker could ever read stay where they are."
-        ],
-        button="Replay them all",
-        back=f"{BASE}/dead",
-    )
-
-
-@get("/dead/replay-all", name="dashboard_replay_all_step")
-async def replay_all_step(request: Request[Any, Any, Any]) -> Response[Any]:
-    """What replaying every dead letter will do, and the form that does it."""
-    return _replay_all_step(request)
-
-
-@post("/dead/replay-all", name="dashboard_replay_all", status_code=303)
-async def replay_all(
-    request: Request[Any, Any, Any], store: NamedDependency[JobStore]
-) -> Response[Any]:
+async def _replay_all(_request: AnyRequest, store: JobStore, _: str) -> str:
     """Queue every readable dead letter again; back to the dead letters."""
-    if not await _confirmed(request):
-        return _replay_all_step(request)
     await actions.replay_all(store)
-    return Redirect(f"{BASE}/dead?done=replayed-all", status_code=303)
+    return f"{BASE}/dead?done=replayed-all"
 
 
-def _callback_step(request: Request[Any, Any, Any], dead_id: str) -> Response[Any]:
-    return _confirm(
-        request,
-        "callbacks",
-        title=f"Send callback {dead_id} again?",
-        lines=[
-            "It goes back to the notifiers as a first attempt, with the same delivery id, "
-            "so the receiver can tell it from a new one."
-        ],
-        button="Send it again",
-        back=f"{BASE}/callbacks",
-    )
-
-
-@get("/callbacks/{dead_id:str}/replay", name="dashboard_callback_step")
-async def callback_step(dead_id: FromPath[str], request: Request[Any, Any, Any]) -> Response[Any]:
-    """What sending the callback again will do, and the form that does it."""
-    return _callback_step(request, dead_id)
-
-
-@post("/callbacks/{dead_id:str}/replay", name="dashboard_callback_replay", status_code=303)
-async def callback_replay(
-    dead_id: FromPath[str], request: Request[Any, Any, Any], store: NamedDependency[JobStore]
-) -> Response[Any]:
+async def _send_again(_request: AnyRequest, store: JobStore, dead_id: str) -> str:
     """Send the dead callback again; back to the dead callbacks."""
-    if not await _confirmed(request):
-        return _callback_step(request, dead_id)
     new_id = await actions.replay_callback(store, dead_id)
-    return Redirect(f"{BASE}/callbacks?done={'sent' if new_id else 'gone'}", status_code=303)
+    return f"{BASE}/callbacks?done={'sent' if new_id else 'gone'}"
 
 
-def _callbacks_all_step(request: Request[Any, Any, Any]) -> Response[Any]:
-    return _confirm(
-        request,
-        "callbacks",
-        title="Send every dead callback again?",
-        lines=[
-            "Each goes back to the notifiers as a first attempt, with its own delivery id, "
-            "oldest first. Fix what made the receivers refuse them first, or they come back."
-        ],
-        button="Send them all again",
-        back=f"{BASE}/callbacks",
-    )
-
-
-@get("/callbacks/replay-all", name="dashboard_callbacks_all_step")
-async def callbacks_all_step(request: Request[Any, Any, Any]) -> Response[Any]:
-    """What sending every dead callback again will do, and the form that does it."""
-    return _callbacks_all_step(request)
-
-
-@post("/callbacks/replay-all", name="dashboard_callbacks_all", status_code=303)
-async def callbacks_all(
-    request: Request[Any, Any, Any], store: NamedDependency[JobStore]
-) -> Response[Any]:
+async def _send_all_again(_request: AnyRequest, store: JobStore, _: str) -> str:
     """Send every dead callback again; back to the dead callbacks."""
-    if not await _confirmed(request):
-        return _callbacks_all_step(request)
     await actions.replay_all_callbacks(store)
-    return Redirect(f"{BASE}/callbacks?done=sent-all", status_code=303)
+    return f"{BASE}/callbacks?done=sent-all"
 
 
-HANDLERS = [
-    cancel_step,
-    cancel,
-    rerun_step,
-    rerun,
-    replay_step,
-    replay,
-    replay_all_step,
-    replay_all,
-    callback_step,
-    callback_replay,
-    callbacks_all_step,
-    callbacks_all,
+ACTIONS = [
+    ConfirmedAction("/jobs/{job_id:str}/cancel", "dashboard_cancel", _cancel_step, _cancel),
+    ConfirmedAction("/jobs/{job_id:str}/rerun", "dashboard_rerun", _rerun_step, _rerun),
+    ConfirmedAction(
+        "/dead/{dead_id:str}/replay",
+        "dashboard_replay",
+        _simple_step(
+            "dead",
+            "Replay dead letter {id}?",
+            "Its job is queued again under the same job id; the dead letter is removed.",
+            "Replay it",
+        ),
+        _replay,
+    ),
+    ConfirmedAction(
+        "/dead/replay-all",
+        "dashboard_replay_all",
+        _simple_step(
+            "dead",
+            "Replay every dead letter?",
+            "Every dead letter's job is queued again under its own job id, oldest first; "
+            "letters no worker could ever read stay where they are.",
+            "Replay them all",
+        ),
+        _replay_all,
+    ),
+    ConfirmedAction(
+        "/callbacks/{dead_id:str}/replay",
+        "dashboard_callback_replay",
+        _simple_step(
+            "callbacks",
+            "Send callback {id} again?",
+            "It goes back to the notifiers as a first attempt, with the same delivery id, "
+            "so the receiver can tell it from a new one.",
+            "Send it again",
+        ),
+        _send_again,
+    ),
+    ConfirmedAction(
+        "/callbacks/replay-all",
+        "dashboard_callbacks_all",
+        _simple_step(
+            "callbacks",
+            "Send every dead callback again?",
+            "Each goes back to the notifiers as a first attempt, with its own delivery id, "
+            "oldest first. Fix what made the receivers refuse them first, or they come back.",
+            "Send them all again",
+        ),
+        _send_all_again,
+    ),
 ]
+
+
+def _subject(request: AnyRequest) -> str:
+    """The job or dead letter the request's path names ("" for an action on all)."""
+    return str(next(iter(request.path_params.values()), ""))
+
+
+def routes(action: ConfirmedAction) -> list[HTTPRouteHandler]:
+    """The GET of ``action``'s confirmation step and the POST that does it."""
+
+    async def show(request: AnyRequest, store: NamedDependency[JobStore]) -> Response[Any]:
+        return await action.step(request, store, _subject(request))
+
+    async def do(request: AnyRequest, store: NamedDependency[JobStore]) -> Response[Any]:
+        form = await request.form()
+        if form.get("confirm") != "yes":
+            return await action.step(request, store, _subject(request))
+        return Redirect(await action.act(request, store, _subject(request)), status_code=303)
+
+    show.__doc__ = f"The confirmation step of {action.name}."
+    do.__doc__ = action.act.__doc__
+    return [
+        get(action.path, name=f"{action.name}_step")(show),
+        post(action.path, name=action.name, status_code=303)(do),
+    ]
+
+
+HANDLERS = [handler for action in ACTIONS for handler in routes(action)]
