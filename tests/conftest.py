@@ -29,7 +29,11 @@ from tests.support.settings import quick_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 # Fixtures kept beside the helpers they serve, available to every test folder.
-pytest_plugins = ["tests.support.sales_endpoint"]
+pytest_plugins = [
+    "tests.support.sales_endpoint",
+    "tests.support.callbacks",
+    "tests.support.records",
+]
 
 
 # -- system tools the suites need ----------------------------------------------------------------

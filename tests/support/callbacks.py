@@ -1,18 +1,28 @@
-"""The callback stream as tests read and fill it, and a webhook receiver on loopback."""
+"""The callback stream as tests read and fill it, a webhook receiver on loopback, and the
+callback tests' settings, submission and job outcome (fixtures registered in tests/conftest.py)."""
 
 from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import msgspec
+import pytest
 import redis
+from litestar.testing import TestClient
 
+from agentlink.jobs import Status
+from agentlink.settings import Settings
 from agentlink.stream.encoding import flatten
 from agentlink.stream.keys import Keys
+from agentlink.stream.records import JobRecords, Outcome
+
+AGENTS = "/api/generate-agents-report"
+SECRET = "s3cret-for-tests"
 
 
 def callback_state(r: redis.Redis) -> tuple[int, int, int, int]:
@@ -113,3 +123,47 @@ class Receiver:
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A receiver answering 200."""
+    rec = Receiver()
+    rec.start()
+    yield rec
+    rec.stop()
+
+
+@pytest.fixture
+def cb_settings(settings: Settings) -> Settings:
+    """Callbacks allowed to 127.0.0.1 over http (AGENTLINK_CALLBACK_ALLOW_INSECURE), signed,
+    with fast retries."""
+    return replace(
+        settings,
+        callback_hosts=("127.0.0.1",),
+        callback_allow_insecure=True,
+        webhook_secret=SECRET,
+        callback_timeout_s=3.0,
+        callback_retry_base_s=0.05,
+        callback_retry_max_s=0.2,
+        callback_max_attempts=4,
+    )
+
+
+def submit(client: TestClient[Any], callback_url: str) -> str:
+    """An agents report for Manly, NSW submitted with ``callback_url``; its job id."""
+    response = client.post(
+        AGENTS, json={"suburb": "Manly", "state": "NSW", "callback_url": callback_url}
+    )
+    assert response.status_code == 202, response.text
+    return str(response.json()["job_id"])
+
+
+def finish(r: redis.Redis, keys: Keys, job_id: str, status: Status = Status.COMPLETED) -> None:
+    """What a consumer does at the end of a job: the outcome script (with its hook)."""
+    records = JobRecords(r, keys, "test-1")
+    [[_, [(entry_id, _)]]] = r.xreadgroup(keys.group, "test-1", {keys.stream: ">"}, count=1)
+    fields = {"finished_at": "2026-11-26T10:00:00.000+00:00"}
+    if status == Status.FAILED:
+        fields["error"] = "no sales recorded for Manly, NSW"
+    assert records.finish(entry_id, job_id, 3600, Outcome(status, fields, []))[0]

@@ -1,4 +1,4 @@
-"""Consumers in awkward states, for tests of leases and reclaim."""
+"""Consumers in awkward states, for tests of leases and reclaim, and the reports they wrote."""
 
 from __future__ import annotations
 
@@ -39,3 +39,8 @@ def stalled_consumer(
     child = render_child(consumer)
     os.kill(child, signal.SIGSTOP)
     return consumer, child
+
+
+def pdf_count(settings: Settings) -> int:
+    """How many PDFs the output folder holds."""
+    return len(list(settings.output_dir.rglob("*.pdf")))
