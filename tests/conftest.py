@@ -6,6 +6,7 @@ server with ``fresh_redis``.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -246,6 +247,10 @@ class Processes:
         """What a process wrote so far."""
         path = self.tmp_path / f"{name}.log"
         return path.read_text(errors="replace") if path.exists() else ""
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        """A process's JSON log lines so far, parsed (other lines skipped)."""
+        return [json.loads(line) for line in self.log(name).splitlines() if line.startswith("{")]
 
     def stop_all(self) -> None:
         for process in self.started:

@@ -31,6 +31,17 @@ class TestNames:
         assert not r.exists(keys.consumer("w-1"))
         assert r.zscore(keys.consumers, "w-1") is None
 
+    def test_release_after_the_hash_expired_clears_the_set(
+        self, r: redis.Redis, keys: Keys
+    ) -> None:
+        """A beat late enough for the hash to expire (a busy machine) leaves the name in the
+        set; releasing it then still takes it out: nobody else holds it."""
+        me = GroupMember(r, keys, "w-1")
+        assert me.heartbeat("token-a", 10_000, state="idle")
+        r.delete(keys.consumer("w-1"))  # what the hash's expiry does
+        assert me.release_name("token-a")
+        assert r.zscore(keys.consumers, "w-1") is None
+
     def test_heartbeat_expires_and_names_the_beat(self, r: redis.Redis, keys: Keys) -> None:
         """The hash expires with the lease; the set says when it last beat."""
         GroupMember(r, keys, "w-1").heartbeat("t", 10_000, state="busy")
