@@ -42,6 +42,7 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 
 bench: $(STAMP) $(BENCH_STAMP)  ## render benchmark, then AgentLink vs FastAPI + RQ (~10 min; BENCH_ARGS=--quick ~7)
+	@.ci/system-deps --best-effort --bench
 	$(BIN)/python -m bench.render
 	$(BENCH_VENV)/bin/python -m bench.frontdoor $(BENCH_ARGS)
 
