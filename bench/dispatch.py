@@ -191,7 +191,7 @@ def reclaim(setup: Setup, trials: int, spec: ReportSpec) -> Reclaim:
                 _wait_field(client, keys.job(job_id), "status", lambda v: v == "completed", 60)
                 result.completed_s.append(time.monotonic() - killed_at)
             log = setup.work / f"consumer-{slot}.log"
-            started = log.read_text(errors="replace").count('"event": "consumer.started"')
+            started = services.logged_count(log.read_text(errors="replace"), "consumer.started")
             consumers[slot] = services.start_consumer(setup, slot)
             services.wait_logged(log, "consumer.started", count=started + 1)
     finally:

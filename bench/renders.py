@@ -73,7 +73,8 @@ class TreeSampler(threading.Thread):
                 chunk = handle.read()
                 cut = chunk.rfind(b"\n") + 1
                 self._offsets[slot] += cut
-                self.completed[slot] += chunk[:cut].count(b'"event": "report.completed"')
+                lines = chunk[:cut].decode(errors="replace")
+                self.completed[slot] += services.logged_count(lines, "report.completed")
             own = memory_kib(pid)
             if own is None:
                 continue

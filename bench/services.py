@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import subprocess
 import sys
 import time
@@ -130,13 +131,18 @@ def start_consumer(
     )
 
 
+def logged_count(text: str, event: str) -> int:
+    """How many JSON log lines in ``text`` say ``"event":"<event>"`` (with or without a
+    space after the colon)."""
+    return len(re.findall(rf'"event":\s?"{re.escape(event)}"', text))
+
+
 def wait_logged(log: Path, event: str, timeout_s: float = 60.0, count: int = 1) -> None:
-    """Wait until ``log`` holds ``count`` lines with ``"event": "<event>"``."""
-    needle = f'"event": "{event}"'
+    """Wait until ``log`` holds ``count`` lines of ``event``."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         with contextlib.suppress(OSError):
-            if log.read_text(errors="replace").count(needle) >= count:
+            if logged_count(log.read_text(errors="replace"), event) >= count:
                 return
         time.sleep(0.05)
     raise RuntimeError(f"{log.name}: no {event} within {timeout_s:g} s")
