@@ -27,6 +27,7 @@ from tests.support.callbacks import (
     callback_state,
     enqueue_callback,
     finish,
+    finished_job,
     submit,
 )
 
@@ -136,9 +137,7 @@ class TestDelivery:
     ) -> None:
         """503, 429 then 200: three attempts, the same delivery id, then acked."""
         receiver.answers = [503, 429, 200]
-        with TestClient(app=create_app(cb_settings)) as client:
-            job_id = submit(client, receiver.url)
-        finish(r, keys, job_id)
+        finished_job(cb_settings, r, keys, receiver.url)
         wait_for(lambda: len(receiver.received) == 3, 15, "three attempts")
         attempts = [g.headers["x-agentlink-attempt"] for g in receiver.received]
         assert attempts == ["1", "2", "3"]
@@ -183,9 +182,7 @@ class TestDelivery:
     ) -> None:
         """A 404 is not retried: one attempt, then the callback's own dead letters."""
         receiver.answers = [404]
-        with TestClient(app=create_app(cb_settings)) as client:
-            job_id = submit(client, receiver.url)
-        finish(r, keys, job_id)
+        job_id = finished_job(cb_settings, r, keys, receiver.url)
         wait_for(lambda: callback_state(r)[3] == 1, 10, "a dead callback")
         [(_, dead)] = r.xrange(keys.callbacks.dead)
         assert dead["job_id"] == job_id
@@ -203,9 +200,7 @@ class TestDelivery:
     ) -> None:
         """Always 500: AGENTLINK_CALLBACK_MAX_ATTEMPTS (4) tries, then a dead letter."""
         receiver.answers = [500]
-        with TestClient(app=create_app(cb_settings)) as client:
-            job_id = submit(client, receiver.url)
-        finish(r, keys, job_id)
+        finished_job(cb_settings, r, keys, receiver.url)
         wait_for(lambda: callback_state(r)[3] == 1, 15, "a dead callback")
         [(_, dead)] = r.xrange(keys.callbacks.dead)
         assert dead["error"] == "gave up after 4 attempts: answered 500"
@@ -261,9 +256,7 @@ class TestCrashes:
         receiver = Receiver(answers=["hang", 200])
         receiver.start()
         try:
-            with TestClient(app=create_app(cb_settings)) as client:
-                job_id = submit(client, receiver.url)
-            finish(r, keys, job_id)
+            job_id = finished_job(cb_settings, r, keys, receiver.url)
             env = settings_env(
                 cb_settings,
                 AGENTLINK_CALLBACK_HOSTS="127.0.0.1",

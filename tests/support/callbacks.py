@@ -15,6 +15,7 @@ import pytest
 import redis
 from litestar.testing import TestClient
 
+from agentlink.api import create_app
 from agentlink.jobs import Status
 from agentlink.settings import Settings
 from agentlink.stream.encoding import flatten
@@ -167,3 +168,12 @@ def finish(r: redis.Redis, keys: Keys, job_id: str, status: Status = Status.COMP
     if status == Status.FAILED:
         fields["error"] = "no sales recorded for Manly, NSW"
     assert records.finish(entry_id, job_id, 3600, Outcome(status, fields, []))[0]
+
+
+def finished_job(settings: Settings, r: redis.Redis, keys: Keys, callback_url: str) -> str:
+    """A job submitted through the API with ``callback_url`` and finished as a consumer
+    finishes it (``finish``): its callback is queued. Returns the job id."""
+    with TestClient(app=create_app(settings)) as client:
+        job_id = submit(client, callback_url)
+    finish(r, keys, job_id)
+    return job_id
