@@ -27,7 +27,8 @@ demo: $(STAMP)  ## run the whole pipeline locally and print where the PDFs are
 
 # As root on Debian/Ubuntu, apt-get first installs what the suites need and is missing
 # (redis-server, nginx, prometheus, chromium and the like: .ci/system-deps). Otherwise the
-# suites that need a missing tool skip, and the run's last line names them and the fix.
+# suites that need a missing tool skip, and the run's last line names them and the fix
+# (without redis-server, which every suite needs, the run stops with exit status 1).
 test: $(STAMP)  ## the whole suite, against private redis-server processes
 	@.ci/system-deps --best-effort
 	$(BIN)/pytest
@@ -41,7 +42,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: $(STAMP) $(BENCH_STAMP)  ## render benchmark, then AgentLink vs FastAPI + RQ (~10 min; BENCH_ARGS=--quick ~7)
+bench: $(STAMP) $(BENCH_STAMP)  ## render benchmark, then AgentLink vs FastAPI + RQ (~10-13 min; BENCH_ARGS=--quick ~7)
 	@.ci/system-deps --best-effort --bench
 	$(BIN)/python -m bench.render
 	$(BENCH_VENV)/bin/python -m bench.frontdoor $(BENCH_ARGS)
