@@ -59,7 +59,13 @@ class StreamMember:
                 wait_s = max(0.0, self.settings.lease_s - self.member.uptime_s())
                 self._reclaim_after = time.monotonic() + wait_s
                 self.lease.acquire_name(wait_s=self.settings.lease_s + 2, stopping=self.stopping)
-                return not self.stopping.is_set()
+                if self.stopping.is_set():
+                    # Stopped while taking the name (a SIGTERM during start-up): its first
+                    # beat may already be in Redis; give it back rather than leave a
+                    # heartbeat of a process that is gone.
+                    self.lease.stop()
+                    return False
+                return True
             except ServiceUnavailableError as exc:
                 log.warning(self._event("waiting_for_redis"), error=str(exc), retry_in_s=delay)
                 self.stopping.wait(delay)

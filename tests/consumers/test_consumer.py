@@ -12,7 +12,9 @@ from litestar.testing import TestClient
 
 from agentlink.settings import Settings
 from agentlink.stream.keys import Keys
+from consumers.worker import Consumer
 from tests.conftest import Processes, job_hash, settings_env, submit, wait_for, wait_status
+from tests.support.injected import HeldRenderer
 
 
 def pdfs(settings: Settings) -> list[Path]:
@@ -146,6 +148,22 @@ class TestShutdown:
         job_id = submit(client)
         assert job_hash(r, job_id)["status"] == "queued"
         assert r.zscore(Keys().consumers, "test-1") is None
+
+    def test_stop_while_taking_the_name_gives_it_back(
+        self, r: redis.Redis, settings: Settings
+    ) -> None:
+        """A stop that lands while start-up beats for the first time: the process ends
+        without leaving a heartbeat behind (the beat's stats hook is where the stop lands)."""
+        consumer = Consumer(settings, renderer=HeldRenderer())
+
+        def stop_during_first_beat() -> dict[str, str]:
+            consumer.request_stop()
+            return {}
+
+        consumer.lease.stats = stop_during_first_beat
+        assert consumer.run() == 0
+        assert r.zrange(Keys().consumers, 0, -1) == []
+        assert not r.exists(Keys().consumer(consumer.name))
 
 
 class TestIdentity:
