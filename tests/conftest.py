@@ -113,6 +113,12 @@ def require_redis_server() -> str:
     return binary
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Stop before any test runs when redis-server is missing: in the main process, so that
+    a run over pytest-xdist workers ends the same way as a run in one process."""
+    require_redis_server()
+
+
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """One private redis-server (AOF on) for the whole session."""

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import NO_REDIS, ROOT, skip_line
 
 NEEDS_TOOLS = """
@@ -35,11 +37,12 @@ def test_with_redis(r):
 
 
 def run_suite(
-    suite: Path, text: str, env: dict[str, str] | None = None
+    suite: Path, text: str, env: dict[str, str] | None = None, *, workers: int = 0
 ) -> subprocess.CompletedProcess[str]:
-    """Write ``text`` as the test file ``suite`` and run it with the project's conftest."""
+    """Write ``text`` as the test file ``suite`` and run it with the project's conftest, in
+    one process or over ``workers`` pytest-xdist processes (as `make test` does)."""
     suite.write_text(text)
-    plugins = ["-p", "tests.conftest", "-p", "no:cacheprovider"]
+    plugins = ["-p", "tests.conftest", "-p", "no:cacheprovider", "-n", str(workers)]
     return subprocess.run(
         [sys.executable, "-m", "pytest", *plugins, "-q", str(suite)],
         cwd=ROOT,
@@ -52,9 +55,12 @@ def run_suite(
 
 
 class TestSkipLine:
-    def test_the_run_ends_with_one_line_naming_suites_and_the_fix(self, tmp_path: Path) -> None:
+    @pytest.mark.parametrize("workers", [0, 2])
+    def test_the_run_ends_with_one_line_naming_suites_and_the_fix(
+        self, tmp_path: Path, workers: int
+    ) -> None:
         """Skips for missing tools come back as the last line of the run, with the fix."""
-        done = run_suite(tmp_path / "test_needs_tools.py", NEEDS_TOOLS)
+        done = run_suite(tmp_path / "test_needs_tools.py", NEEDS_TOOLS, workers=workers)
         assert done.returncode == 0, done.stdout + done.stderr
         last = done.stdout.strip().splitlines()[-1]
         assert last.startswith("SKIPPED 2 test(s): "), done.stdout
@@ -77,11 +83,12 @@ class TestSkipLine:
 
 
 class TestWithoutRedis:
-    def test_the_run_stops_and_fails(self, tmp_path: Path) -> None:
+    @pytest.mark.parametrize("workers", [0, 2])
+    def test_the_run_stops_and_fails(self, tmp_path: Path, workers: int) -> None:
         """No redis-server on the PATH: exit status 1 and the reason, not a run of skips."""
         empty = tmp_path / "bin"
         empty.mkdir()
         env = {**os.environ, "PATH": str(empty)}
-        done = run_suite(tmp_path / "test_needs_redis.py", NEEDS_REDIS, env)
+        done = run_suite(tmp_path / "test_needs_redis.py", NEEDS_REDIS, env, workers=workers)
         assert done.returncode == 1, done.stdout + done.stderr
         assert NO_REDIS in done.stdout + done.stderr
