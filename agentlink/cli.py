@@ -87,29 +87,42 @@ def _parser() -> argparse.ArgumentParser:
     dlq_sub = _actions(
         sub,
         "dlq",
-        help="list, replay or purge dead letters",
+        help="list, replay or purge dead letters (or, with --callbacks, dead callbacks)",
         description="Dead letters: report requests given up after repeated crashes or "
-        "transient errors, kept with their error history in <prefix>:reports:dead.",
+        "transient errors, kept with their error history in <prefix>:reports:dead. With "
+        "--callbacks, each action works on the callbacks given up on instead "
+        "(<prefix>:callbacks:dead; a replayed callback is sent again as a first attempt, "
+        "with its delivery id).",
+    )
+    on_callbacks = argparse.ArgumentParser(add_help=False)
+    on_callbacks.add_argument(
+        "--callbacks", action="store_true", help="act on dead callbacks, not dead letters"
     )
     dlq_list = dlq_sub.add_parser(
         "list",
-        help="show dead letters, oldest first",
-        description="Show dead letters, oldest first: id, job, kind, where, deliveries, error.",
+        parents=[on_callbacks],
+        help="show dead letters (or callbacks), oldest first",
+        description="Show dead letters, oldest first: id, job, kind, where, deliveries, error "
+        "(with --callbacks: id, job, status, the callback URL's host, deliveries, error).",
     )
     dlq_list.add_argument("--json", action="store_true", help="print JSON lines")
     dlq_list.add_argument("--count", type=int, default=100, help="at most this many (default 100)")
     replay = dlq_sub.add_parser(
         "replay",
-        help="queue dead letters again (same job id)",
-        description="Queue one dead letter, or all, again under its original job id.",
+        parents=[on_callbacks],
+        help="queue dead letters again (same job id), or send dead callbacks again",
+        description="Queue one dead letter, or all, again under its original job id (with "
+        "--callbacks: send one dead callback, or all, again).",
     )
     target = replay.add_mutually_exclusive_group(required=True)
-    target.add_argument("dead_id", nargs="?", help="the dead letter's id (from dlq list)")
-    target.add_argument("--all", action="store_true", help="replay every dead letter")
+    target.add_argument("dead_id", nargs="?", help="its id (from dlq list)")
+    target.add_argument("--all", action="store_true", help="replay every one there is now")
     purge = dlq_sub.add_parser(
         "purge",
-        help="delete every dead letter",
-        description="Delete every dead letter (asks first, unless --yes).",
+        parents=[on_callbacks],
+        help="delete every dead letter (or callback)",
+        description="Delete every dead letter, or with --callbacks every dead callback "
+        "(asks first, unless --yes).",
     )
     purge.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
@@ -129,7 +142,7 @@ def _parser() -> argparse.ArgumentParser:
         help="one job's status record, as JSON",
         description="One job's status record, as JSON. The job is named by its id or by a "
         "unique prefix of at least 8 characters (what inspect and the PDF file names show; "
-        "a prefix is found by scanning Redis's keys). With local storage, result.url is the "
+        "a prefix is looked up in the index of job ids). With local storage, result.url is the "
         "PDF's file:// URI on this machine (the API shows its own /api/jobs/<id>/pdf there).",
     )
     job.add_argument(
@@ -265,9 +278,9 @@ def _inspect(client: Any, keys: Keys, settings: Settings, args: argparse.Namespa
 
 def _dlq(client: Any, keys: Keys, args: argparse.Namespace) -> int:
     from agentlink.admin import dlq
-    from agentlink.stream.deadletters import DeadLetters
+    from agentlink.stream.deadletters import DeadCallbacks, DeadLetters
 
-    letters = DeadLetters(client, keys)
+    letters = (DeadCallbacks if args.callbacks else DeadLetters)(client, keys)
     if args.dlq_command == "list":
         return dlq.list_letters(letters, args.count, as_json=args.json)
     if args.dlq_command == "replay":

@@ -1,4 +1,5 @@
-"""``agentlink dlq``: list, replay or purge the dead letters."""
+"""``agentlink dlq``: list, replay or purge the dead letters, or (``--callbacks``) the
+callbacks given up on."""
 
 from __future__ import annotations
 
@@ -7,31 +8,47 @@ import sys
 import msgspec
 
 from agentlink.errors import InvalidJobError
-from agentlink.stream.deadletters import DeadLetters
+from agentlink.stream.deadletters import DeadCallback, DeadCallbacks, DeadLetter, DeadLetters
 
 
-def list_letters(letters: DeadLetters, count: int, *, as_json: bool) -> int:
-    """Print the dead letters, oldest first, as a table or JSON lines."""
+def _noun(letters: DeadLetters | DeadCallbacks) -> str:
+    return "dead callback" if isinstance(letters, DeadCallbacks) else "dead letter"
+
+
+def list_letters(letters: DeadLetters | DeadCallbacks, count: int, *, as_json: bool) -> int:
+    """Print the dead letters (or callbacks), oldest first, as a table or JSON lines."""
     rows = letters.entries(count)
     if as_json:
         for row in rows:
             print(msgspec.json.encode(row).decode())
         return 0
     if not rows:
-        print("no dead letters")
+        print(f"no {_noun(letters)}s")
         return 0
-    print(f"{'DEAD ID':<17} {'JOB ID':<36} {'KIND':<6} {'WHERE':<22} {'DELIV':>5}  ERROR")
+    if isinstance(letters, DeadCallbacks):
+        print(f"{'DEAD ID':<17} {'JOB ID':<36} {'STATUS':<9} {'HOST':<22} {'DELIV':>5}  ERROR")
+    else:
+        print(f"{'DEAD ID':<17} {'JOB ID':<36} {'KIND':<6} {'WHERE':<22} {'DELIV':>5}  ERROR")
     for row in rows:
-        where = f"{row.suburb}, {row.state}"[:22]
-        print(f"{row.dead_id:<17} {row.job_id:<36} {row.kind:<6} {where:<22} ", end="")
-        print(f"{row.deliveries:>5}  {row.error}")
+        print(_row(row))
     return 0
 
 
-def replay(letters: DeadLetters, dead_id: str | None, *, replay_all: bool) -> int:
-    """Queue one dead letter (or all) again under its job id; exit 1 if it cannot be."""
+def _row(row: DeadLetter | DeadCallback) -> str:
+    if isinstance(row, DeadCallback):
+        head = f"{row.dead_id:<17} {row.job_id:<36} {row.status:<9} {row.host[:22]:<22}"
+    else:
+        where = f"{row.suburb}, {row.state}"[:22]
+        head = f"{row.dead_id:<17} {row.job_id:<36} {row.kind:<6} {where:<22}"
+    return f"{head} {row.deliveries:>5}  {row.error}"
+
+
+def replay(letters: DeadLetters | DeadCallbacks, dead_id: str | None, *, replay_all: bool) -> int:
+    """Queue one dead letter (or all) again under its job id, or send one dead callback (or
+    all) again; exit 1 if it cannot be."""
+    noun = _noun(letters)
     if replay_all or dead_id is None:
-        print(f"replayed {len(letters.replay_all())} dead letter(s)")
+        print(f"replayed {len(letters.replay_all())} {noun}(s)")
         return 0
     try:
         new_id = letters.replay(dead_id)
@@ -39,16 +56,17 @@ def replay(letters: DeadLetters, dead_id: str | None, *, replay_all: bool) -> in
         print(f"agentlink: cannot replay {dead_id}: {exc}", file=sys.stderr)
         return 1
     if new_id is None:
-        print(f"agentlink: no dead letter {dead_id}", file=sys.stderr)
+        print(f"agentlink: no {noun} {dead_id}", file=sys.stderr)
         return 1
     print(f"replayed {dead_id} as entry {new_id}")
     return 0
 
 
-def purge(letters: DeadLetters, *, confirmed: bool) -> int:
-    """Delete every dead letter, after asking unless ``confirmed``."""
-    if not confirmed and input("Delete every dead letter? [y/N] ").strip().lower() != "y":
+def purge(letters: DeadLetters | DeadCallbacks, *, confirmed: bool) -> int:
+    """Delete every dead letter (or callback), after asking unless ``confirmed``."""
+    noun = _noun(letters)
+    if not confirmed and input(f"Delete every {noun}? [y/N] ").strip().lower() != "y":
         print("nothing deleted")
         return 1
-    print(f"purged {letters.purge()} dead letter(s)")
+    print(f"purged {letters.purge()} {noun}(s)")
     return 0

@@ -1,5 +1,5 @@
 """Dead letters: list, replay and purge ``agentlink:reports:dead`` (``agentlink dlq …``), and
-read and replay the callbacks given up on (``agentlink:callbacks:dead``, the dashboard).
+the callbacks given up on, ``agentlink:callbacks:dead`` (``agentlink dlq … --callbacks``).
 
 A dead letter keeps the original entry's fields, its original id, the final error and the
 job's error history. Replaying re-enqueues the same job (same job id) as a new entry and
@@ -100,55 +100,43 @@ def replay_call(keys: Keys, dead_id: str, fields: dict[str, str]) -> ReplayCall:
     )
 
 
-class DeadLetters:
-    """The dead-letter stream of one key prefix."""
+class _DeadStream:
+    """A stream of entries given up on: paging, replay of all, purge."""
 
-    def __init__(self, client: Any, keys: Keys) -> None:
+    def __init__(self, client: Any, keys: Keys, stream: str) -> None:
         """``client``: a decoding client from ``agentlink.stream.connection.connect``."""
         self.client = client
         self.keys = keys
+        self.stream = stream
         self.scripts = Scripts(client)
 
-    def entries(self, count: int = 100, after: str = "", until: str = "+") -> list[DeadLetter]:
-        """The oldest ``count`` dead letters (after the letter ``after``, for paging; up to
-        the letter ``until``)."""
+    def _rows(self, count: int, after: str, until: str) -> list[Any]:
         start = next_id(after) if after else "-"
-        rows: list[Any] = call(
-            lambda: self.client.xrange(self.keys.dead, start, until, count=count)
-        )
-        return [letter_from_fields(dead_id, f) for dead_id, f in rows]
+        return list(call(lambda: self.client.xrange(self.stream, start, until, count=count)))
 
     def last_id(self) -> str | None:
-        """The id of the newest dead letter (None when there is none)."""
-        rows: list[Any] = call(lambda: self.client.xrevrange(self.keys.dead, "+", "-", count=1))
+        """The id of the newest entry (None when there is none)."""
+        rows: list[Any] = call(lambda: self.client.xrevrange(self.stream, "+", "-", count=1))
         return str(rows[0][0]) if rows else None
 
     def replay(self, dead_id: str) -> str | None:
-        """Re-enqueue one dead letter; returns the new entry id (None if there is no such letter).
-
-        ``InvalidJobError`` if the letter is one a consumer can never read (no job id,
-        undecodable payload, unknown schema version): replaying it would only kill it again.
-        """
-        rows: list[Any] = call(lambda: self.client.xrange(self.keys.dead, dead_id, dead_id))
-        if not rows:
-            return None
-        replay = replay_call(self.keys, dead_id, rows[0][1])
-        return str(self.scripts.run("replay.lua", replay.keys, replay.options)) or None
+        """Send one entry again; the new entry id (None if there is no such entry)."""
+        raise NotImplementedError
 
     def replay_all(self) -> list[str]:
-        """Replay every replayable dead letter there was when it started, oldest first;
-        returns the new entry ids. Letters added meanwhile (a replayed job dying again) wait
-        for the next call: a job that dies at once cannot keep one replay going forever."""
+        """Replay every replayable entry there was when it started, oldest first; returns
+        the new entry ids. Entries added meanwhile (a replayed job dying again) wait for the
+        next call: a job that dies at once cannot keep one replay going forever."""
         replayed: list[str] = []
         last = self.last_id()
         if last is None:
             return replayed
         after = ""
-        while page := self.entries(count=PAGE, after=after, until=last):
-            after = page[-1].dead_id
-            for letter in page:
+        while page := self._rows(PAGE, after, last):
+            after = str(page[-1][0])
+            for dead_id, _ in page:
                 try:
-                    new_id = self.replay(letter.dead_id)
+                    new_id = self.replay(str(dead_id))
                 except InvalidJobError:
                     continue
                 if new_id:
@@ -156,12 +144,37 @@ class DeadLetters:
         return replayed
 
     def purge(self) -> int:
-        """Delete every dead letter; returns how many there were."""
+        """Delete every entry; returns how many there were."""
         pipe = self.client.pipeline(transaction=True)
-        pipe.xlen(self.keys.dead)
-        pipe.delete(self.keys.dead)
+        pipe.xlen(self.stream)
+        pipe.delete(self.stream)
         count, _ = call(pipe.execute)
         return int(count)
+
+
+class DeadLetters(_DeadStream):
+    """The dead-letter stream of one key prefix."""
+
+    def __init__(self, client: Any, keys: Keys) -> None:
+        """``client``: a decoding client from ``agentlink.stream.connection.connect``."""
+        super().__init__(client, keys, keys.dead)
+
+    def entries(self, count: int = 100, after: str = "", until: str = "+") -> list[DeadLetter]:
+        """The oldest ``count`` dead letters (after the letter ``after``, for paging; up to
+        the letter ``until``)."""
+        return [letter_from_fields(dead_id, f) for dead_id, f in self._rows(count, after, until)]
+
+    def replay(self, dead_id: str) -> str | None:
+        """Re-enqueue one dead letter; returns the new entry id (None if there is no such letter).
+
+        ``InvalidJobError`` if the letter is one a consumer can never read (no job id,
+        undecodable payload, unknown schema version): replaying it would only kill it again.
+        """
+        rows: list[Any] = call(lambda: self.client.xrange(self.stream, dead_id, dead_id))
+        if not rows:
+            return None
+        replay = replay_call(self.keys, dead_id, rows[0][1])
+        return str(self.scripts.run("replay.lua", replay.keys, replay.options)) or None
 
 
 class DeadCallback(msgspec.Struct):
@@ -196,3 +209,22 @@ def callback_replay_call(keys: Keys, dead_id: str) -> ReplayCall:
     """The keys and options of ``lua/callback_replay.lua`` for the dead callback ``dead_id``."""
     callbacks = keys.callbacks
     return ReplayCall([callbacks.dead, callbacks.stream], msgspec.json.encode({"dead_id": dead_id}))
+
+
+class DeadCallbacks(_DeadStream):
+    """The callbacks given up on, of one key prefix."""
+
+    def __init__(self, client: Any, keys: Keys) -> None:
+        """``client``: a decoding client from ``agentlink.stream.connection.connect``."""
+        super().__init__(client, keys, keys.callbacks.dead)
+
+    def entries(self, count: int = 100, after: str = "", until: str = "+") -> list[DeadCallback]:
+        """The oldest ``count`` dead callbacks (after ``after``, up to ``until``)."""
+        rows = self._rows(count, after, until)
+        return [dead_callback_from_fields(dead_id, f) for dead_id, f in rows]
+
+    def replay(self, dead_id: str) -> str | None:
+        """Send a dead callback again, as a first attempt with its delivery id; the new
+        entry id on the callback stream (None if there is no such dead callback)."""
+        replay = callback_replay_call(self.keys, dead_id)
+        return str(self.scripts.run("callback_replay.lua", replay.keys, replay.options)) or None

@@ -7,7 +7,6 @@ import json
 import signal
 import socket
 import threading
-from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
@@ -30,18 +29,6 @@ from tests.support.callbacks import (
     finished_job,
     submit,
 )
-
-
-@pytest.fixture
-def notifier(cb_settings: Settings) -> Iterator[Notifier]:
-    """A notifier running in a thread of the test process."""
-    running = Notifier(cb_settings, "test-notifier-1")
-    thread = threading.Thread(target=running.run, daemon=True)
-    thread.start()
-    yield running
-    running.stopping.set()
-    thread.join(10)
-    assert not thread.is_alive()
 
 
 class TestSignature:

@@ -21,6 +21,7 @@ from agentlink.settings import Settings
 from agentlink.stream.encoding import flatten
 from agentlink.stream.keys import Keys
 from agentlink.stream.records import JobRecords, Outcome
+from consumers.notifier import Notifier
 
 AGENTS = "/api/generate-agents-report"
 SECRET = "s3cret-for-tests"
@@ -133,6 +134,18 @@ def receiver() -> Iterator[Receiver]:
     rec.start()
     yield rec
     rec.stop()
+
+
+@pytest.fixture
+def notifier(cb_settings: Settings) -> Iterator[Notifier]:
+    """A notifier running in a thread of the test process."""
+    running = Notifier(cb_settings, "test-notifier-1")
+    thread = threading.Thread(target=running.run, daemon=True)
+    thread.start()
+    yield running
+    running.stopping.set()
+    thread.join(10)
+    assert not thread.is_alive()
 
 
 @pytest.fixture
