@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import redis
 
 from agentlink.settings import Settings
 from agentlink.stream.keys import Keys
-from consumers.notifier import Notifier
 from tests.conftest import wait_for
 from tests.support.callbacks import Receiver, callback_state, finished_job
 from tests.support.cli import run_cli
@@ -24,6 +24,7 @@ def dead_callback(settings: Settings, r: redis.Redis, keys: Keys, receiver: Rece
     return str(r.xrevrange(keys.callbacks.dead, count=1)[0][0])
 
 
+@pytest.mark.usefixtures("notifier")
 class TestDeadCallbacksFromTheCli:
     def test_list_shows_the_host_never_the_secret_path(
         self,
@@ -31,7 +32,6 @@ class TestDeadCallbacksFromTheCli:
         r: redis.Redis,
         keys: Keys,
         receiver: Receiver,
-        notifier: Notifier,
     ) -> None:
         """The table and the JSON lines name the dead callback, its job, status, the URL's
         host and the error; the URL's path and query (a Make webhook's secret) never."""
@@ -67,7 +67,6 @@ class TestDeadCallbacksFromTheCli:
         r: redis.Redis,
         keys: Keys,
         receiver: Receiver,
-        notifier: Notifier,
     ) -> None:
         """Replayed: the notifier delivers it again, with the delivery id of the first try
         (receivers de-duplicate on it); a second replay of the same id finds nothing."""
@@ -91,7 +90,6 @@ class TestDeadCallbacksFromTheCli:
         r: redis.Redis,
         keys: Keys,
         receiver: Receiver,
-        notifier: Notifier,
     ) -> None:
         """--all sends every dead callback again; purge deletes them (and not the report
         dead letters beside them)."""
