@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from litestar.connection import ASGIConnection
-from litestar.handlers.base import BaseRouteHandler
 
 from agentlink.api.errors import ApiError
 from agentlink.api.store import JobStore
@@ -124,11 +123,11 @@ def too_many_failures(wait_s: int) -> ApiError:
     )
 
 
-async def require_api_key(
-    connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
-) -> None:
-    """Litestar guard: the request's ``Caller`` in ``connection.state.caller``; 401 without a
-    valid key (429 once the address has failed too often)."""
+async def require_api_key(connection: ASGIConnection[Any, Any, Any, Any]) -> None:
+    """The ``before_request`` hook of every ``/api/*`` route: the request's ``Caller`` in
+    ``connection.state.caller``; 401 without a valid key (429 once the address has failed
+    too often). It runs before the body is read. A hook rather than a Litestar guard: a
+    guard call copies the route handler object on every request, ~7 % of a POST's CPU."""
     settings: Settings = connection.app.state.settings
     caller = identify(connection, settings)
     if caller is not None:

@@ -142,6 +142,7 @@ def serve(settings: Settings, host: str, port: int) -> None:
         "loop": "uvloop",
         "http": HeaderDeadlineProtocol,
         "log_config": None,
+        "access_log": False,  # uvicorn.access is at WARNING: skip its per-request call too
         # X-Forwarded-For is believed only from FORWARDED_ALLOW_IPS (uvicorn's variable,
         # default 127.0.0.1): the proxy's address, never "*".
         "proxy_headers": True,

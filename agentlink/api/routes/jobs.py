@@ -23,7 +23,7 @@ from agentlink.storage.local import LocalStorage
 
 JobId = Annotated[str, Parameter(description="The job id from the submit answer.")]
 _READ: dict[str, Any] = {
-    "guards": [require_api_key],
+    "before_request": require_api_key,
     "operation_class": openapi.StatusOperation,
     "security": openapi.SECURITY,
     "tags": ["reports"],

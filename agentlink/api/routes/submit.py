@@ -210,7 +210,7 @@ def _accepted(
 
 _SUBMIT: dict[str, Any] = {
     "status_code": 202,
-    "guards": [require_api_key],
+    "before_request": require_api_key,
     "dependencies": {"report_body": Provide(openapi.report_body, sync_to_thread=False)},
     "responses": responses.SUBMIT_RESPONSES,
     "response_headers": [ResponseHeader(name="Location", documentation_only=True)],
