@@ -9,7 +9,9 @@ BENCH_STAMP := $(BENCH_VENV)/.installed
 BENCH_ARGS ?=
 # pytest-xdist worker processes of `make test` (0: one process). Most tests wait on Redis,
 # subprocesses or leases rather than compute, so two halve the wall time on two cores.
+# A file's tests stay together, in order, on one worker (its module fixtures start once).
 TEST_WORKERS ?= 2
+PYTEST_WORKERS := -n $(TEST_WORKERS) --dist loadfile
 
 .PHONY: demo test lint format bench chaos busy-suite samples image-check clean
 
@@ -34,7 +36,7 @@ demo: $(STAMP)  ## run the whole pipeline locally and print where the PDFs are
 # (without redis-server, which every suite needs, the run stops with exit status 1).
 test: $(STAMP)  ## the whole suite, against private redis-server processes
 	@.ci/system-deps --best-effort
-	$(BIN)/pytest -n $(TEST_WORKERS)
+	$(BIN)/pytest $(PYTEST_WORKERS)
 
 lint: $(STAMP)  ## ruff (lint + format check) and mypy --strict
 	$(BIN)/ruff check .
@@ -57,7 +59,7 @@ chaos: $(STAMP)  ## kill -9 workers and Redis under load, count lost and duplica
 	$(BIN)/python -m bench.chaos
 
 busy-suite: $(STAMP)  ## the whole suite 3 times while CPU hogs keep every core busy (~25 min)
-	$(BIN)/python -m bench.busy_suite --runs 3 -- -n $(TEST_WORKERS)
+	$(BIN)/python -m bench.busy_suite --runs 3 -- $(PYTEST_WORKERS)
 
 image-check:  ## ops/Dockerfile's install steps in a fresh venv, then imports and a render (~30 s, PyPI)
 	$(PYTHON) ops/image_check.py

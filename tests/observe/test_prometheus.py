@@ -254,8 +254,11 @@ class TestRealPrometheus:
         for expr in expressions:
             answer = stack.query(expr)
             assert answer["status"] == "success", (expr, answer)
-        rendered = stack.query("max(agentlink_workers_needed)")["data"]["result"]
-        assert rendered, "the scaling gauge is missing from Prometheus"
+        wait_for(
+            lambda: stack.query("max(agentlink_workers_needed)")["data"]["result"],
+            30,
+            "the scaling gauge in Prometheus (after the API's first scrape)",
+        )
 
     def test_alert_rules_evaluate_without_errors(self, stack: Stack) -> None:
         """Prometheus loads alerts.yml and every rule evaluates cleanly on real series."""
