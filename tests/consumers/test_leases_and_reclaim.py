@@ -31,7 +31,7 @@ from tests.conftest import (
     wait_for,
     wait_status,
 )
-from tests.support.consumers import pdf_count, stalled_consumer
+from tests.support.consumers import orphaned_entry, pdf_count, stalled_consumer
 
 
 def _alive(pid: int) -> bool:
@@ -174,8 +174,7 @@ class TestReclaim:
     ) -> None:
         """A pending entry deleted from the stream fails its job with 'entry lost'."""
         job_id = submit(client)
-        [[_, [(entry_id, _)]]] = r.xreadgroup(keys.group, "ghost", {keys.stream: ">"}, count=1)
-        r.xclaim(keys.stream, keys.group, "ghost", 0, [entry_id], idle=10 * 60_000, justid=True)
+        entry_id = orphaned_entry(r, keys)
         r.xdel(keys.stream, entry_id)  # the entry leaves the stream but stays in the PEL
         processes.consumer(settings)
         job = wait_status(r, job_id, "failed")
@@ -227,12 +226,11 @@ class TestReclaim:
     ) -> None:
         """An entry whose job is already completed is acked on redelivery, not rendered again."""
         job_id = submit(client)
-        [[_, [(entry_id, _)]]] = r.xreadgroup(keys.group, "ghost", {keys.stream: ">"}, count=1)
+        orphaned_entry(r, keys)
         r.hset(
             keys.job(job_id),
             mapping={"status": "completed", "attempts": "1", "result_path": "x.pdf"},
         )
-        r.xclaim(keys.stream, keys.group, "ghost", 0, [entry_id], idle=10 * 60_000, justid=True)
         processes.consumer(settings)
         wait_for(lambda: r.xpending(keys.stream, keys.group)["pending"] == 0, message="ack")
         job = job_hash(r, job_id)

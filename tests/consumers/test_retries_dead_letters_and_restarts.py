@@ -26,7 +26,7 @@ from tests.conftest import (
     wait_status,
 )
 from tests.support.cli import run_cli
-from tests.support.consumers import pdf_count, stalled_consumer
+from tests.support.consumers import orphaned_entry, pdf_count, stalled_consumer
 
 
 class TestDeadLetters:
@@ -40,18 +40,8 @@ class TestDeadLetters:
     ) -> None:
         """Past AGENTLINK_MAX_DELIVERIES the entry is dead; `dlq replay` revives it."""
         job_id = submit(client)
-        [[_, [(entry_id, _)]]] = r.xreadgroup(keys.group, "crashy", {keys.stream: ">"}, count=1)
         # Five earlier deliveries whose consumers all died: the count Redis keeps says so.
-        r.xclaim(
-            keys.stream,
-            keys.group,
-            "crashy",
-            0,
-            [entry_id],
-            idle=10 * 60_000,
-            retrycount=5,
-            justid=True,
-        )
+        entry_id = orphaned_entry(r, keys, earlier_deliveries=5)
         consumer = processes.consumer(settings)
         job = wait_status(r, job_id, "dead")
         assert "delivered 6 times" in job["error"]

@@ -7,7 +7,10 @@ import signal
 import subprocess
 from pathlib import Path
 
+import redis
+
 from agentlink.settings import Settings
+from agentlink.stream.keys import Keys
 from tests.conftest import (
     Processes,
     children_of,
@@ -39,6 +42,25 @@ def stalled_consumer(
     child = render_child(consumer)
     os.kill(child, signal.SIGSTOP)
     return consumer, child
+
+
+def orphaned_entry(r: redis.Redis, keys: Keys, *, earlier_deliveries: int = 0) -> str:
+    """Deliver the next new entry to a consumer ("ghost") that then died: the entry sits in
+    the group's pending list, idle for 10 minutes, so the next consumer reclaims it at once.
+    ``earlier_deliveries``: the delivery count Redis keeps for it, as if that many consumers
+    had taken it and died. Returns the entry id."""
+    [[_, [(entry_id, _)]]] = r.xreadgroup(keys.group, "ghost", {keys.stream: ">"}, count=1)
+    r.xclaim(
+        keys.stream,
+        keys.group,
+        "ghost",
+        0,
+        [entry_id],
+        idle=10 * 60_000,
+        retrycount=earlier_deliveries or None,
+        justid=True,
+    )
+    return str(entry_id)
 
 
 def pdf_count(settings: Settings) -> int:
